@@ -1,0 +1,85 @@
+"""Every close code and error code livespace sends, and what a client should do about it.
+
+Close codes end a connection; error codes answer one frame and never close anything.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class Close(IntEnum):
+    """WebSocket close codes (DESIGN.md section 2)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    TOO_BIG = 1009  # a frame over LIVESPACE_MAX_FRAME
+    RESTARTING = 1012  # server draining: reconnect elsewhere with since
+    UNAUTHORIZED = 4001  # no, invalid or expired token at connect
+    FORBIDDEN = 4003  # not a member, unknown workspace, or membership revoked
+    POLICY = 4008  # rate limit abused, too many connections
+    TOO_SLOW = 4009  # fell behind: reconnect with since
+    TOKEN_EXPIRED = 4010  # token expired while connected and was not refreshed
+
+
+#: Close codes after which a client should reconnect (with ``since``).
+RECONNECT = frozenset({Close.GOING_AWAY, Close.RESTARTING, Close.TOO_SLOW, Close.TOKEN_EXPIRED})
+
+
+class Error(StrEnum):
+    """Codes of ``error`` frames and of HTTP error bodies."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_MESSAGE = "invalid_message"
+    UNKNOWN_TYPE = "unknown_type"
+    VALIDATION_FAILED = "validation_failed"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    RATE_LIMITED = "rate_limited"
+    RESYNC_REQUIRED = "resync_required"
+    TOO_LARGE = "too_large"
+    INTERNAL = "internal"
+
+
+#: HTTP status for each error code on the REST API.
+HTTP_STATUS: dict[Error, int] = {
+    Error.INVALID_JSON: 400,
+    Error.INVALID_MESSAGE: 400,
+    Error.UNKNOWN_TYPE: 400,
+    Error.VALIDATION_FAILED: 422,
+    Error.UNAUTHORIZED: 401,
+    Error.FORBIDDEN: 403,
+    Error.NOT_FOUND: 404,
+    Error.CONFLICT: 409,
+    Error.RATE_LIMITED: 429,
+    Error.RESYNC_REQUIRED: 410,
+    Error.TOO_LARGE: 413,
+    Error.INTERNAL: 500,
+}
+
+
+class Problem(Exception):
+    """A request that cannot be served, with the code the client sees.
+
+    Raised anywhere below the edges; the socket turns it into an ``error`` frame,
+    the HTTP API into ``{"error": {...}}`` with :data:`HTTP_STATUS`.
+    """
+
+    def __init__(
+        self,
+        code: Error,
+        message: str,
+        *,
+        details: object | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"Problem({self.code.value!r}, {self.message!r})"

@@ -1,0 +1,150 @@
+"""Who is online in each workspace, aggregated over a user's tabs.
+
+A user is online while they have at least one live connection; ``join`` is announced on
+the first, ``leave`` on the last (multi-tab aware). Their status and what they are
+viewing are those of the connection that changed them last.
+
+:class:`Presence` is the interface; :class:`MemoryPresence` (one process) is here, the
+Redis one in ``presence_redis.py``. Both are checked by one contract suite.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class Entry:
+    """One connection's presence."""
+
+    conn_id: str
+    workspace_id: str
+    user_id: str
+    email: str | None
+    name: str | None
+    role: str
+    status: str = "online"
+    viewing: str | None = None
+    node: str = ""
+    updated: float = field(default_factory=time.time)
+
+    def user(self, connections: int = 1) -> dict[str, Any]:
+        return {
+            "id": self.user_id,
+            "email": self.email,
+            "name": self.name,
+            "role": self.role,
+            "status": self.status,
+            "viewing": self.viewing,
+            "connections": connections,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "conn_id": self.conn_id, "workspace_id": self.workspace_id,
+            "user_id": self.user_id, "email": self.email, "name": self.name,
+            "role": self.role, "status": self.status, "viewing": self.viewing,
+            "node": self.node, "updated": self.updated,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Entry:
+        return cls(**obj)
+
+
+def aggregate(entries: list[Entry]) -> list[dict[str, Any]]:
+    """One user dict per user: the newest connection's status, the count of connections."""
+    by_user: dict[str, list[Entry]] = {}
+    for entry in entries:
+        by_user.setdefault(entry.user_id, []).append(entry)
+    users = []
+    for group in by_user.values():
+        newest = max(group, key=lambda e: e.updated)
+        users.append(newest.user(len(group)))
+    users.sort(key=lambda u: u["id"])
+    return users
+
+
+class Presence(Protocol):
+    """Cluster-wide presence.
+
+    Contract:
+    - :meth:`join` returns the user's aggregated dict when ``entry`` is that user's first
+      live connection in the workspace on any node (announce ``join``), else None.
+    - :meth:`leave` returns the user's dict when it removed their last connection
+      (announce ``leave``), else None; leaving an unknown connection returns None.
+    - :meth:`update` returns the user's aggregated dict after the change, or None when
+      the connection is unknown or nothing changed.
+    - Entries of a node that stops calling :meth:`refresh` expire after ``ttl_s``;
+      :meth:`expire` removes them and returns (workspace_id, user dict) for each user who
+      left because of it, once.
+    """
+
+    async def join(self, entry: Entry) -> dict[str, Any] | None: ...
+    async def leave(self, workspace_id: str, conn_id: str) -> dict[str, Any] | None: ...
+    async def update(
+        self, workspace_id: str, conn_id: str, status: str | None, viewing: str | None,
+        viewing_given: bool,
+    ) -> dict[str, Any] | None: ...
+    async def online(self, workspace_id: str) -> list[dict[str, Any]]: ...
+    async def refresh(self, workspace_id: str, conn_ids: list[str]) -> None: ...
+    async def expire(self) -> list[tuple[str, dict[str, Any]]]: ...
+    async def close(self) -> None: ...
+
+
+class MemoryPresence:
+    """Presence for one process: plain dicts, nothing expires (connections leave on close)."""
+
+    def __init__(self, ttl_s: float = 30.0) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, dict[str, Entry]] = {}  # workspace -> conn -> entry
+
+    def _user_entries(self, workspace_id: str, user_id: str) -> list[Entry]:
+        return [e for e in self._entries.get(workspace_id, {}).values() if e.user_id == user_id]
+
+    async def join(self, entry: Entry) -> dict[str, Any] | None:
+        conns = self._entries.setdefault(entry.workspace_id, {})
+        first = not any(e.user_id == entry.user_id for e in conns.values())
+        conns[entry.conn_id] = entry
+        return entry.user(1) if first else None
+
+    async def leave(self, workspace_id: str, conn_id: str) -> dict[str, Any] | None:
+        conns = self._entries.get(workspace_id)
+        if not conns or conn_id not in conns:
+            return None
+        entry = conns.pop(conn_id)
+        if not conns:
+            del self._entries[workspace_id]
+        if self._user_entries(workspace_id, entry.user_id):
+            return None
+        return entry.user(0)
+
+    async def update(
+        self, workspace_id: str, conn_id: str, status: str | None, viewing: str | None,
+        viewing_given: bool,
+    ) -> dict[str, Any] | None:
+        entry = self._entries.get(workspace_id, {}).get(conn_id)
+        if entry is None:
+            return None
+        before = aggregate(self._user_entries(workspace_id, entry.user_id))
+        if status is not None:
+            entry.status = status
+        if viewing_given:
+            entry.viewing = viewing
+        entry.updated = time.time()
+        after = aggregate(self._user_entries(workspace_id, entry.user_id))
+        return None if after == before else after[0]
+
+    async def online(self, workspace_id: str) -> list[dict[str, Any]]:
+        return aggregate(list(self._entries.get(workspace_id, {}).values()))
+
+    async def refresh(self, workspace_id: str, conn_ids: list[str]) -> None:
+        return None  # one process: entries leave when their connection closes
+
+    async def expire(self) -> list[tuple[str, dict[str, Any]]]:
+        return []
+
+    async def close(self) -> None:
+        self._entries.clear()

@@ -1,0 +1,45 @@
+"""The durable side of livespace: workspaces, members, contacts, notes and the event log.
+
+:class:`Store` is the one interface; :func:`open_store` picks the engine from the URL
+(``sqlite:///path`` or ``postgresql://...``), importing its driver lazily.
+"""
+
+from __future__ import annotations
+
+from livespace.store.model import (
+    Actor,
+    Committed,
+    Event,
+    Member,
+    SessionRow,
+    Store,
+    Workspace,
+)
+
+
+async def open_store(url: str) -> Store:
+    """Connect to the store at ``url`` (not migrated: call :meth:`Store.migrate`)."""
+    from livespace.store.sql import SqlStore
+
+    if url.startswith(("postgresql://", "postgres://")):
+        from livespace.store.postgres import PostgresDb
+
+        return SqlStore(await PostgresDb.connect(url))
+    if url.startswith("sqlite://"):
+        from livespace.store.sqlite import SqliteDb
+
+        # sqlite:///relative.db or sqlite:////absolute/path.db, as SQLAlchemy spells them
+        return SqlStore(await SqliteDb.connect(url.removeprefix("sqlite:///")))
+    raise ValueError(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
+
+
+__all__ = [
+    "Actor",
+    "Committed",
+    "Event",
+    "Member",
+    "SessionRow",
+    "Store",
+    "Workspace",
+    "open_store",
+]

@@ -1,0 +1,181 @@
+"""Records the store hands out, and the :class:`Store` contract every engine keeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from livespace.protocol import Mutation
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a change: a user id and the display name from their token."""
+
+    id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    id: str
+    name: str
+    created_at: str
+    head_seq: int = 0
+    role: str | None = None  # the asking user's role, where a query knows it
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "created_at": self.created_at,
+            "head_seq": self.head_seq,
+        }
+        if self.role is not None:
+            out["role"] = self.role
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    workspace_id: str
+    user_id: str
+    role: str
+    added_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"workspace_id": self.workspace_id, "user_id": self.user_id,
+                "role": self.role, "added_at": self.added_at}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One durable event of a workspace's log."""
+
+    workspace_id: str
+    seq: int
+    event_id: str
+    type: str
+    actor: Actor
+    ts: str
+    data: dict[str, Any]
+
+    def frame(self) -> dict[str, Any]:
+        """The event as the client sees it (DESIGN.md section 3)."""
+        return {
+            "type": self.type,
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "workspace_id": self.workspace_id,
+            "actor": {"id": self.actor.id, "name": self.actor.name},
+            "ts": self.ts,
+            "data": self.data,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """The outcome of :meth:`Store.apply`.
+
+    ``event`` is None when the mutation was an idempotent retry: ``seq`` and ``entity``
+    are then those of the first application.
+    """
+
+    seq: int
+    entity: dict[str, Any]
+    event: Event | None
+
+
+@dataclass(slots=True)
+class SessionRow:
+    """One connection's analytics record."""
+
+    id: str
+    workspace_id: str
+    user_id: str
+    node: str
+    connected_at: str
+    disconnected_at: str | None = None
+    messages_in: int = 0
+    messages_out: int = 0
+    events_delivered: int = 0
+    events_acked: int = 0
+    close_code: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workspace_id": self.workspace_id,
+            "user_id": self.user_id,
+            "node": self.node,
+            "connected_at": self.connected_at,
+            "disconnected_at": self.disconnected_at,
+            "messages_in": self.messages_in,
+            "messages_out": self.messages_out,
+            "events_delivered": self.events_delivered,
+            "events_acked": self.events_acked,
+            "close_code": self.close_code,
+        }
+
+
+class Store(Protocol):
+    """Durable state of every workspace.
+
+    Contract (checked by ``tests/integration/test_store_contract.py`` on every engine):
+
+    - :meth:`apply` runs in ONE transaction: the idempotency check on ``ref``, the change
+      to the contact or note, the next ``seq`` of the workspace (1, 2, 3, ... no gaps, even
+      under concurrent writers on several processes) and the event row. Either all of it
+      is committed or none of it.
+    - A ``ref`` already applied by the same user in the same workspace within
+      ``ref_ttl_s`` returns the first :class:`Committed` again with ``event=None``.
+    - :meth:`events_after` returns events in ``seq`` order, ``seq > since``, at most
+      ``limit``; after :meth:`delete_events_before`, :meth:`oldest_seq` tells the first
+      seq still kept.
+    - Problems a client caused raise :class:`livespace.codes.Problem` (not_found,
+      conflict, validation_failed); anything else is a bug or an outage.
+    """
+
+    async def migrate(self) -> list[str]: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> bool: ...
+
+    # workspaces and members
+    async def create_workspace(self, name: str, owner_id: str) -> Workspace: ...
+    async def get_workspace(self, workspace_id: str) -> Workspace | None: ...
+    async def delete_workspace(self, workspace_id: str) -> bool: ...
+    async def workspaces_of(self, user_id: str) -> list[Workspace]: ...
+    async def role_of(self, workspace_id: str, user_id: str) -> str | None: ...
+    async def set_member(self, workspace_id: str, user_id: str, role: str) -> Member: ...
+    async def remove_member(self, workspace_id: str, user_id: str) -> bool: ...
+    async def members(self, workspace_id: str) -> list[Member]: ...
+
+    # contacts and notes
+    async def apply(
+        self, workspace_id: str, actor: Actor, mutation: Mutation, ref: str | None
+    ) -> Committed: ...
+    async def get_contact(
+        self, workspace_id: str, contact_id: str, *, include_deleted: bool = False
+    ) -> dict[str, Any] | None: ...
+    async def contacts(
+        self, workspace_id: str, *, after: str | None, limit: int, include_deleted: bool = False
+    ) -> list[dict[str, Any]]: ...
+    async def notes(self, workspace_id: str, contact_id: str) -> list[dict[str, Any]]: ...
+
+    # the log
+    async def head_seq(self, workspace_id: str) -> int: ...
+    async def oldest_seq(self, workspace_id: str) -> int: ...
+    async def events_after(self, workspace_id: str, since: int, limit: int) -> list[Event]: ...
+    async def delete_events_before(self, cutoff_iso: str) -> int: ...
+    async def delete_refs_before(self, cutoff_iso: str) -> int: ...
+
+    # delivery receipts and sessions
+    async def advance_cursor(self, workspace_id: str, user_id: str, seq: int) -> int: ...
+    async def cursor(self, workspace_id: str, user_id: str) -> int: ...
+    async def save_session(self, session: SessionRow) -> None: ...
+    async def sessions(
+        self, workspace_id: str, *, active: bool | None, user_id: str | None = None
+    ) -> list[SessionRow]: ...
+    async def stats(self, workspace_id: str, *, user_id: str | None = None) -> dict[str, Any]: ...
+    async def delete_sessions_before(self, cutoff_iso: str) -> int: ...
