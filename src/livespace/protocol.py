@@ -467,7 +467,9 @@ def now_iso() -> str:
 
 
 def error_frame(problem: Problem, ref: str | None = None) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "error", "code": problem.code.value, "message": problem.message}
+    frame: dict[str, Any] = {
+        "type": "error", "code": problem.code.value, "message": problem.message
+    }
     if ref is not None:
         frame["ref"] = ref
     if problem.details is not None:

@@ -1,0 +1,132 @@
+"""Contacts, notes and the event log over HTTP: the same service path as the socket."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+
+from livespace import protocol as p
+from livespace.api.deps import Caller, JsonBody, NodeDep
+from livespace.codes import Error, Problem
+from livespace.store import Committed
+
+router = APIRouter(prefix="/api/workspaces/{workspace_id}", tags=["contacts"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+def _ref(key: str | None) -> str | None:
+    if key is not None and not 1 <= len(key) <= p.MAX_REF:
+        raise p.invalid("Idempotency-Key", f"must be 1-{p.MAX_REF} characters")
+    return key
+
+
+def _result(committed: Committed) -> dict[str, Any]:
+    return {**committed.entity, "seq": committed.seq}
+
+
+def _data(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise p.invalid("body", "must be a JSON object")
+    p.check_json_value(body, "body")
+    return body
+
+
+def _not_found(contact_id: str) -> Problem:
+    return Problem(Error.NOT_FOUND, "no such contact", details={"id": contact_id})
+
+
+@router.get("/contacts", summary="Contacts, by id, paginated with `after`")
+async def list_contacts(
+    workspace_id: str, node: NodeDep, me: Caller, after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, include_deleted: bool = False,
+) -> dict[str, Any]:
+    await node.service.role(workspace_id, me.user_id)
+    rows = await node.store.contacts(workspace_id, after=after, limit=limit,
+                                     include_deleted=include_deleted)
+    return {"contacts": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
+
+
+@router.post("/contacts", status_code=201, summary="Create a contact (emits contact_created)")
+async def create_contact(workspace_id: str, node: NodeDep, me: Caller, body: JsonBody,
+                         key: IdempotencyKey = None) -> dict[str, Any]:
+    mutation = p.validate("contact_created", _data(body))
+    assert isinstance(mutation, p.CreateContact)
+    return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
+
+
+@router.get("/contacts/{contact_id}", summary="One contact (tombstones with include_deleted)")
+async def get_contact(workspace_id: str, contact_id: str, node: NodeDep, me: Caller,
+                      include_deleted: bool = False) -> dict[str, Any]:
+    await node.service.role(workspace_id, me.user_id)
+    p.entity_id(contact_id)
+    contact = await node.store.get_contact(workspace_id, contact_id,
+                                           include_deleted=include_deleted)
+    if contact is None:
+        raise _not_found(contact_id)
+    return contact
+
+
+@router.patch("/contacts/{contact_id}", summary="Change fields (emits contact_updated)")
+async def update_contact(
+    workspace_id: str, contact_id: str, node: NodeDep, me: Caller, body: JsonBody,
+    key: IdempotencyKey = None, if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """Body: the fields to change, and optionally `base_version` (or an `If-Match` header)."""
+    changes = dict(_data(body))
+    base = changes.pop("base_version", None)
+    if base is None and if_match:
+        try:
+            base = int(if_match.strip('"W/ '))
+        except ValueError:
+            raise p.invalid("If-Match", "must be a contact version") from None
+    mutation = p.validate("contact_updated",
+                          {"id": contact_id, "changes": changes, "base_version": base})
+    assert isinstance(mutation, p.UpdateContact)
+    return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
+
+
+@router.delete("/contacts/{contact_id}", summary="Delete (tombstone; emits contact_deleted)")
+async def delete_contact(workspace_id: str, contact_id: str, node: NodeDep, me: Caller,
+                         key: IdempotencyKey = None) -> dict[str, Any]:
+    mutation = p.validate("contact_deleted", {"id": contact_id})
+    assert isinstance(mutation, p.DeleteContact)
+    return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
+
+
+@router.get("/contacts/{contact_id}/notes", summary="A contact's notes, oldest first")
+async def list_notes(workspace_id: str, contact_id: str, node: NodeDep,
+                     me: Caller) -> dict[str, Any]:
+    await node.service.role(workspace_id, me.user_id)
+    p.entity_id(contact_id)
+    if await node.store.get_contact(workspace_id, contact_id) is None:
+        raise _not_found(contact_id)
+    return {"notes": await node.store.notes(workspace_id, contact_id)}
+
+
+@router.post("/contacts/{contact_id}/notes", status_code=201,
+             summary="Add a note (emits note_added)")
+async def add_note(workspace_id: str, contact_id: str, node: NodeDep, me: Caller,
+                   body: JsonBody, key: IdempotencyKey = None) -> dict[str, Any]:
+    mutation = p.validate("note_added", {**_data(body), "contact_id": contact_id})
+    assert isinstance(mutation, p.AddNote)
+    return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
+
+
+@router.get("/events", summary="History of durable events after `since`")
+async def events(
+    workspace_id: str, node: NodeDep, me: Caller,
+    since: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    await node.service.role(workspace_id, me.user_id)
+    oldest = await node.store.oldest_seq(workspace_id)
+    head = await node.store.head_seq(workspace_id)
+    if since < oldest - 1 or since > head:
+        raise Problem(Error.RESYNC_REQUIRED, "since is outside the kept log: resync",
+                      details={"oldest_seq": oldest, "head_seq": head})
+    rows = await node.store.events_after(workspace_id, since, limit)
+    has_more = bool(rows) and rows[-1].seq < head
+    cursor = await node.store.cursor(workspace_id, me.user_id)
+    return {"events": [e.frame() for e in rows], "head_seq": head, "has_more": has_more,
+            "oldest_seq": oldest, "cursor": cursor}

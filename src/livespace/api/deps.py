@@ -1,0 +1,99 @@
+"""What every HTTP route shares: the node, the caller, and errors as ``{"error": {...}}``."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from livespace.auth import AuthError, Principal
+from livespace.codes import HTTP_STATUS, Error, Problem
+from livespace.node import Node
+
+
+def node_of(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+async def caller(request: Request) -> Principal:
+    """The bearer token's user; 401 without a valid one; 429 past the per-user HTTP limit."""
+    node = node_of(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(Error.UNAUTHORIZED, "missing bearer token")
+    try:
+        principal = await node.verifier.verify(token.strip())
+    except AuthError as err:
+        raise Problem(Error.UNAUTHORIZED, f"invalid token: {err}") from None
+    wait = node.http_limits.take(principal.user_id, time.monotonic())
+    if wait:
+        raise Problem(Error.RATE_LIMITED, "too many requests", retry_after=round(wait, 3))
+    return principal
+
+
+Caller = Annotated[Principal, Depends(caller)]
+NodeDep = Annotated[Node, Depends(node_of)]
+JsonBody = Annotated[Any, Body()]
+
+
+def error_body(code: Error | str, message: str, details: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": str(code), "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    headers = {}
+    if problem.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(problem.retry_after)))
+    body = error_body(problem.code, problem.message, problem.details)
+    if problem.retry_after is not None:
+        body["error"]["retry_after"] = problem.retry_after
+    return JSONResponse(body, status_code=HTTP_STATUS[problem.code], headers=headers)
+
+
+_STATUS_CODES = {400: Error.INVALID_MESSAGE, 401: Error.UNAUTHORIZED, 403: Error.FORBIDDEN,
+                 404: Error.NOT_FOUND, 405: Error.INVALID_MESSAGE, 409: Error.CONFLICT,
+                 413: Error.TOO_LARGE, 422: Error.VALIDATION_FAILED, 429: Error.RATE_LIMITED}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(exc)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        field = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
+        reason = str(first.get("msg", "invalid"))
+        bad_json = first.get("type") == "json_invalid"
+        code = Error.INVALID_JSON if bad_json else Error.VALIDATION_FAILED
+        status = 400 if bad_json else 422
+        return JSONResponse(
+            error_body(code, f"{field}: {reason}", {"field": field, "reason": reason}),
+            status_code=status,
+        )
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _STATUS_CODES.get(exc.status_code, Error.INTERNAL)
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(error_body(Error.INTERNAL, "internal error"), status_code=500)
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_crash)

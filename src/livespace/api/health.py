@@ -1,0 +1,86 @@
+"""Health, readiness, metrics, and who is online."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from livespace.api.deps import Caller, NodeDep
+from livespace.protocol import now_iso
+
+router = APIRouter(tags=["health"])
+STARTED = time.time()
+
+
+@router.get("/ws/health", summary="Liveness and this node's load (no auth)")
+async def health(node: NodeDep) -> dict[str, Any]:
+    return {
+        "status": "healthy",
+        "service": "websocket",
+        "total_workspaces": len(node.hub.rooms),
+        "total_connections": node.hub.connections,
+        "timestamp": now_iso(),
+        "node": node.settings.node_id,
+        "uptime_s": round(time.time() - STARTED, 1),
+        "draining": node.draining,
+    }
+
+
+@router.get("/ws/ready", summary="Ready when the store answers and the node is not draining")
+async def ready(node: NodeDep) -> Response:
+    checks: dict[str, Any] = {"store": False, "draining": node.draining}
+    try:
+        checks["store"] = await node.store.ping()
+    except Exception as exc:  # an outage is the answer, not an error
+        checks["store_error"] = type(exc).__name__
+    ok = bool(checks["store"]) and not node.draining
+    return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+
+@router.get("/ws/workspace/{workspace_id}/users", summary="Online users (members only)")
+async def online_users(workspace_id: str, node: NodeDep, me: Caller) -> dict[str, Any]:
+    await node.service.role(workspace_id, me.user_id)
+    users = await node.presence.online(workspace_id)
+    return {"workspace_id": workspace_id, "users": users, "count": len(users)}
+
+
+def _rss_bytes() -> int:
+    try:
+        with open(f"/proc/{os.getpid()}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+@router.get("/metrics", summary="Prometheus text format", response_class=PlainTextResponse)
+async def metrics(node: NodeDep) -> PlainTextResponse:
+    hub = node.hub
+    conns = [c for room in hub.rooms.values() for c in room.conns.values()]
+    lines = [
+        "# HELP livespace_connections Open WebSocket connections on this node.",
+        "# TYPE livespace_connections gauge",
+        f"livespace_connections {len(conns)}",
+        "# HELP livespace_workspaces Workspaces with a connection on this node.",
+        "# TYPE livespace_workspaces gauge",
+        f"livespace_workspaces {len(hub.rooms)}",
+        "# HELP livespace_messages_in_total Client frames received by open connections.",
+        "# TYPE livespace_messages_in_total counter",
+        f"livespace_messages_in_total {sum(c.session.messages_in for c in conns)}",
+        "# HELP livespace_messages_out_total Frames queued to open connections.",
+        "# TYPE livespace_messages_out_total counter",
+        f"livespace_messages_out_total {sum(c.session.messages_out for c in conns)}",
+        "# HELP livespace_outbox_bytes Bytes waiting in outboxes.",
+        "# TYPE livespace_outbox_bytes gauge",
+        f"livespace_outbox_bytes {sum(c.outbox.bytes for c in conns)}",
+        "# HELP livespace_frames_dropped_total Ephemeral frames dropped for slow clients.",
+        "# TYPE livespace_frames_dropped_total counter",
+        f"livespace_frames_dropped_total {sum(c.outbox.dropped for c in conns)}",
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.",
+        "# TYPE process_resident_memory_bytes gauge",
+        f"process_resident_memory_bytes {_rss_bytes()}",
+    ]
+    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -1,0 +1,75 @@
+"""The ASGI application and how to serve it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from livespace.api import analytics, contacts, health, socket, workspaces
+from livespace.api.deps import install_error_handlers
+from livespace.config import ConfigError, Settings
+from livespace.node import Node
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        node = await Node.start(settings)
+        app.state.node = node
+        try:
+            yield
+        finally:
+            await node.stop()
+
+    app = FastAPI(
+        title="livespace",
+        version="0.1.0",
+        description="Real-time collaboration server for shared contact workspaces. "
+        "WebSocket endpoint: GET /ws/workspace/{workspace_id} (see docs/protocol.md).",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, workspaces, contacts, analytics, socket):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` and for ``serve --workers N``."""
+    return create_app(Settings.from_env())
+
+
+def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8001,
+          workers: int = 1) -> None:
+    import uvicorn
+
+    from livespace.logs import log_config
+
+    if workers > 1 and (settings.redis_url is None or settings.database_url.startswith("sqlite")):
+        raise ConfigError("--workers > 1 needs REDIS_URL (fan-out) and PostgreSQL (DATABASE_URL)")
+    settings = settings.with_secret()  # generate the data-dir secret once, before workers fork
+    options: dict[str, Any] = dict(
+        host=host,
+        port=port,
+        ws_max_size=settings.max_frame,
+        ws_ping_interval=settings.heartbeat_s,
+        ws_ping_timeout=settings.heartbeat_s,
+        log_config=log_config(),
+        timeout_graceful_shutdown=10,
+        proxy_headers=False,
+        server_header=False,
+    )
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401
+
+        options["loop"] = "uvloop"
+    if workers > 1:
+        uvicorn.run("livespace.app:app_from_env", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
+

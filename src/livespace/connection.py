@@ -1,0 +1,183 @@
+"""One client connection: its identity, its bounded outbox and the task that writes it.
+
+The socket endpoint reads frames and hands them to :mod:`livespace.session`; everything
+that goes back out passes through :meth:`Connection.push`, which never blocks: a frame
+either fits the outbox, is dropped (ephemeral), or marks the connection too slow (4009).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any, Protocol
+
+from livespace.auth import Principal
+from livespace.codes import Close
+from livespace.outbox import Outbox, Push
+from livespace.protocol import dumps, now_iso
+from livespace.store.model import SessionRow
+
+log = logging.getLogger(__name__)
+
+#: How long a closing connection may take to flush what is pending before it is cut.
+CLOSE_GRACE_S = 10.0
+
+
+class Transport(Protocol):
+    """The socket under a connection (Starlette's WebSocket, or a test double of it)."""
+
+    async def send(self, text: str) -> None: ...
+    async def close(self, code: int, reason: str = "") -> None: ...
+
+
+class Connection:
+    """A live connection of ``principal`` to ``workspace_id``."""
+
+    def __init__(
+        self,
+        *,
+        workspace_id: str,
+        principal: Principal,
+        role: str,
+        transport: Transport,
+        node: str,
+        batch: bool = False,
+        max_bytes: int = 4 << 20,
+        max_frames: int = 10_000,
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.workspace_id = workspace_id
+        self.principal = principal
+        self.role = role
+        self.transport = transport
+        self.batch = batch
+        self.outbox = Outbox(max_bytes, max_frames)
+        self.live = False  # False while a replay is being sent: live events wait in backlog
+        self.backlog: list[tuple[int, str]] = []
+        self.last_seq = 0  # highest durable seq pushed to this connection
+        self.first_seq = 0  # lowest durable seq pushed (for delivery-rate accounting)
+        self.acked_seq = 0
+        self.close_code: int | None = None
+        self.closed = asyncio.Event()
+        self.typing: dict[str, asyncio.TimerHandle] = {}
+        self.session = SessionRow(
+            id=self.id,
+            workspace_id=workspace_id,
+            user_id=principal.user_id,
+            node=node,
+            connected_at=now_iso(),
+        )
+        self.dirty = True
+        self.opened = time.monotonic()
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._writer: asyncio.Task[None] | None = None
+        self._close_reason = ""
+
+    @property
+    def user_id(self) -> str:
+        return self.principal.user_id
+
+    # ---- outbound -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    def send(self, frame: dict[str, Any]) -> None:
+        """Queue a reply (welcome, ack, error, pong): never dropped."""
+        self.push(dumps(frame), durable=True)
+
+    def push(self, text: str, durable: bool) -> None:
+        if self.close_code is not None:
+            return
+        result = self.outbox.push(text, durable)
+        if result is Push.QUEUED:
+            self.session.messages_out += 1
+            self.dirty = True
+            self._wake.set()
+            if len(self.outbox) * 2 > self.outbox.max_frames or (
+                self.outbox.bytes * 2 > self.outbox.max_bytes
+            ):
+                self._room.clear()
+        elif result is Push.OVERFLOW:
+            log.info("connection %s too slow: closing with 4009", self.id)
+            self.close(Close.TOO_SLOW, "too slow: reconnect with since")
+
+    def push_event(self, seq: int, text: str) -> None:
+        """A durable event of the workspace, in seq order; duplicates are ignored."""
+        if not self.live:
+            self.backlog.append((seq, text))
+            if len(self.backlog) > self.outbox.max_frames:
+                self.close(Close.TOO_SLOW, "too slow: reconnect with since")
+            return
+        if seq <= self.last_seq:
+            return
+        if not self.first_seq:
+            self.first_seq = seq
+        self.last_seq = seq
+        self.session.events_delivered += 1
+        self.push(text, durable=True)
+
+    async def room(self) -> None:
+        """Wait until the outbox is at most half full (replay's backpressure)."""
+        await self._room.wait()
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Close after what is pending is written; cut it if that takes too long."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self.session.close_code = code
+        self._close_reason = reason
+        self._wake.set()
+        asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self._cut)
+
+    def _cut(self) -> None:
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+
+    async def _write_loop(self) -> None:
+        transport = self.transport
+        outbox = self.outbox
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while outbox:
+                    frames = outbox.take()
+                    if self.batch and len(frames) > 1:
+                        await transport.send("[" + ",".join(frames) + "]")
+                    else:
+                        for text in frames:
+                            await transport.send(text)
+                    if not self._room.is_set() and len(outbox) * 2 <= outbox.max_frames and (
+                        outbox.bytes * 2 <= outbox.max_bytes
+                    ):
+                        self._room.set()
+                if self.close_code is not None:
+                    with contextlib.suppress(Exception):
+                        await transport.close(self.close_code, self._close_reason)
+                    return
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(transport.close(self.close_code or Close.GOING_AWAY), 1.0)
+        except Exception as exc:  # the peer went away mid-write
+            log.debug("connection %s write failed: %s", self.id, exc)
+        finally:
+            self._room.set()
+            self.closed.set()
+
+    async def stop(self) -> None:
+        """Stop the writer (the socket is gone)."""
+        if self.close_code is None:
+            self.close_code = Close.GOING_AWAY
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        for handle in self.typing.values():
+            handle.cancel()

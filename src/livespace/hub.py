@@ -1,0 +1,228 @@
+"""This node's connections, grouped by workspace, and the fan-out to them.
+
+Each workspace with a local connection has a :class:`Room` subscribed to the workspace's
+broker channel. Durable events arrive there possibly out of order (several writers,
+several nodes): the room delivers them strictly in ``seq`` order, each once, holding
+early ones back and filling a gap from the store when it does not close by itself.
+Each event's frame is encoded once by its publisher and the same text goes to every
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from livespace import envelope
+from livespace.broker import Broker, Subscription
+from livespace.codes import Close
+from livespace.connection import Connection
+from livespace.protocol import dumps
+from livespace.store import Store
+
+log = logging.getLogger(__name__)
+
+#: How long an out-of-order event waits for the ones before it before the store is asked.
+GAP_WAIT_S = 0.25
+REPLAY_PAGE = 1000
+
+
+class Room:
+    """The local connections of one workspace and its ordered event stream."""
+
+    def __init__(self, hub: Hub, workspace_id: str) -> None:
+        self.hub = hub
+        self.workspace_id = workspace_id
+        self.conns: dict[str, Connection] = {}
+        self.next_seq = 1
+        self.early: dict[int, str] = {}
+        self.subscription: Subscription | None = None
+        self.ready = asyncio.Event()
+        self._gap_task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Subscribe first, then read the head: no event can fall between the two."""
+        self.subscription = await self.hub.broker.subscribe(
+            envelope.channel(self.workspace_id), self.on_message
+        )
+        head = await self.hub.store.head_seq(self.workspace_id)
+        self.next_seq = max(self.next_seq, head + 1)
+        self._drain_early()
+        self.ready.set()
+
+    async def close(self) -> None:
+        if self._gap_task is not None:
+            self._gap_task.cancel()
+        if self.subscription is not None:
+            await self.subscription.cancel()
+
+    @property
+    def head(self) -> int:
+        """The last seq delivered to this room's connections."""
+        return self.next_seq - 1
+
+    # ---- from the broker ----------------------------------------------------------------
+
+    def on_message(self, message: bytes) -> None:
+        item = envelope.decode(message)
+        if isinstance(item, envelope.Durable):
+            self.on_event(item.seq, item.frame)
+        elif isinstance(item, envelope.Ephemeral):
+            for conn in tuple(self.conns.values()):
+                if conn.id != item.exclude:
+                    conn.push(item.frame, durable=False)
+        elif isinstance(item, envelope.Control):
+            self.hub.on_control(self, item.body)
+
+    def on_event(self, seq: int, frame: str) -> None:
+        if seq < self.next_seq:
+            return  # already delivered (replayed gap fill, or a duplicate)
+        if not self.ready.is_set() or seq > self.next_seq:
+            self.early[seq] = frame
+            if self.ready.is_set():
+                self._watch_gap()
+            return
+        self._deliver(seq, frame)
+        self._drain_early()
+
+    def _deliver(self, seq: int, frame: str) -> None:
+        self.next_seq = seq + 1
+        for conn in tuple(self.conns.values()):
+            conn.push_event(seq, frame)
+
+    def _drain_early(self) -> None:
+        early = self.early
+        for seq in [s for s in early if s < self.next_seq]:
+            del early[seq]
+        while self.next_seq in early:
+            seq = self.next_seq
+            self._deliver(seq, early.pop(seq))
+
+    def _watch_gap(self) -> None:
+        if self._gap_task is None or self._gap_task.done():
+            self._gap_task = asyncio.get_running_loop().create_task(self._fill_gap())
+
+    async def _fill_gap(self) -> None:
+        """Events that did not arrive by broker (a publisher died, Redis reconnected)."""
+        await asyncio.sleep(GAP_WAIT_S)
+        while self.early:
+            events = await self.hub.store.events_after(
+                self.workspace_id, self.next_seq - 1, REPLAY_PAGE
+            )
+            if not events:
+                break
+            for event in events:
+                if event.seq == self.next_seq:
+                    self._deliver(event.seq, dumps(event.frame()))
+            self._drain_early()
+
+    async def catch_up(self) -> None:
+        """Deliver whatever the store has past our head (after a broker reconnect)."""
+        events = await self.hub.store.events_after(self.workspace_id, self.head, REPLAY_PAGE)
+        for event in events:
+            self.on_event(event.seq, dumps(event.frame()))
+
+
+class Hub:
+    """Every room of this node."""
+
+    def __init__(self, store: Store, broker: Broker) -> None:
+        self.store = store
+        self.broker = broker
+        self.rooms: dict[str, Room] = {}
+        self._opening: dict[str, asyncio.Task[Room]] = {}
+
+    @property
+    def connections(self) -> int:
+        return sum(len(room.conns) for room in self.rooms.values())
+
+    def users(self, workspace_id: str) -> int:
+        room = self.rooms.get(workspace_id)
+        return len({c.user_id for c in room.conns.values()}) if room else 0
+
+    def count_user(self, user_id: str) -> int:
+        return sum(
+            1 for room in self.rooms.values() for c in room.conns.values() if c.user_id == user_id
+        )
+
+    async def room(self, workspace_id: str) -> Room:
+        room = self.rooms.get(workspace_id)
+        if room is not None:
+            await room.ready.wait()
+            return room
+        task = self._opening.get(workspace_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._open_room(workspace_id))
+            self._opening[workspace_id] = task
+        return await asyncio.shield(task)
+
+    async def _open_room(self, workspace_id: str) -> Room:
+        room = Room(self, workspace_id)
+        try:
+            await room.open()
+        except BaseException:
+            await room.close()
+            raise
+        finally:
+            self._opening.pop(workspace_id, None)
+        self.rooms[workspace_id] = room
+        return room
+
+    async def attach(self, conn: Connection) -> Room:
+        """Add ``conn`` to its room; it receives live events after ``room.head``."""
+        room = await self.room(conn.workspace_id)
+        room.conns[conn.id] = conn
+        return room
+
+    async def detach(self, conn: Connection) -> None:
+        room = self.rooms.get(conn.workspace_id)
+        if room is None or room.conns.pop(conn.id, None) is None:
+            return
+        if not room.conns:
+            del self.rooms[conn.workspace_id]
+            await room.close()
+
+    # ---- publishing ---------------------------------------------------------------------
+
+    async def publish_event(self, workspace_id: str, seq: int, frame: dict[str, Any]) -> None:
+        await self.broker.publish(
+            envelope.channel(workspace_id), envelope.durable(seq, dumps(frame).encode())
+        )
+
+    async def publish(self, workspace_id: str, frame: dict[str, Any], exclude: str = "") -> None:
+        await self.broker.publish(
+            envelope.channel(workspace_id), envelope.ephemeral(dumps(frame).encode(), exclude)
+        )
+
+    async def publish_control(self, workspace_id: str, body: dict[str, Any]) -> None:
+        await self.broker.publish(envelope.channel(workspace_id), envelope.control(body))
+
+    def on_control(self, room: Room, body: dict[str, Any]) -> None:
+        """Membership changes reach open sockets on every node within the broker's latency."""
+        kind = body.get("kind")
+        user_id = body.get("user_id")
+        for conn in tuple(room.conns.values()):
+            mine = conn.user_id == user_id
+            if kind == "workspace_deleted" or (kind == "member_removed" and mine):
+                conn.close(Close.FORBIDDEN, "membership revoked")
+            elif kind == "role_changed" and mine:
+                conn.role = str(body.get("role"))
+                conn.send({"type": "role_changed", "workspace_id": room.workspace_id,
+                           "role": conn.role})
+
+    async def catch_up(self) -> None:
+        for room in tuple(self.rooms.values()):
+            with contextlib.suppress(Exception):
+                await room.catch_up()
+
+    async def close_all(self, code: int, reason: str) -> None:
+        conns = [c for room in self.rooms.values() for c in room.conns.values()]
+        for conn in conns:
+            conn.close(code, reason)
+        if conns:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(c.closed.wait() for c in conns)), timeout=5.0
+                )

@@ -1,0 +1,73 @@
+"""Rate limits (pure: the caller passes the clock)."""
+
+from __future__ import annotations
+
+
+class TokenBucket:
+    """``rate`` tokens per second, bursts up to ``burst`` (default: one second's worth)."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: float | None = None, now: float = 0.0) -> None:
+        self.rate = rate
+        self.burst = burst if burst is not None else max(rate, 1.0)
+        self.tokens = self.burst
+        self.stamp = now
+
+    def take(self, now: float, cost: float = 1.0) -> float:
+        """Take ``cost`` tokens; 0.0 when allowed, else the seconds to wait before retrying."""
+        elapsed = now - self.stamp
+        if elapsed > 0:
+            self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+            self.stamp = now
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return 0.0
+        return (cost - self.tokens) / self.rate
+
+
+class Abuse:
+    """Counts refused frames; ``sustained`` once more than ``limit`` were refused within
+    ``window`` seconds - the connection is then closed with 4008."""
+
+    __slots__ = ("limit", "refused", "since", "window")
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.refused = 0
+        self.since = 0.0
+
+    def refuse(self, now: float) -> bool:
+        """Record one refused frame; True when the abuse is sustained."""
+        if now - self.since > self.window:
+            self.since = now
+            self.refused = 0
+        self.refused += 1
+        return self.refused > self.limit
+
+
+class KeyedBuckets:
+    """One :class:`TokenBucket` per key (user id), forgetting keys idle for a minute.
+
+    Bounded: at most ``max_keys`` buckets; the idle ones are swept when it fills up.
+    """
+
+    def __init__(self, rate: float, burst: float | None = None, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def take(self, key: str, now: float, cost: float = 1.0) -> float:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_keys:
+                self._sweep(now)
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
+        return bucket.take(now, cost)
+
+    def _sweep(self, now: float) -> None:
+        idle = [k for k, b in self._buckets.items() if now - b.stamp > 60.0]
+        for key in idle or list(self._buckets)[: self.max_keys // 10]:
+            del self._buckets[key]

@@ -1,0 +1,141 @@
+"""A livespace node: the store, broker, presence, hub and service of one process,
+and the background loops that keep them honest."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from livespace.auth import TokenVerifier
+from livespace.broker import Broker, open_broker
+from livespace.codes import Close
+from livespace.config import Settings
+from livespace.connection import Connection
+from livespace.hub import Hub
+from livespace.limits import KeyedBuckets
+from livespace.presence import MemoryPresence, Presence
+from livespace.service import Service
+from livespace.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+
+def iso_ago(seconds: float) -> str:
+    when = datetime.now(UTC) - timedelta(seconds=seconds)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Node:
+    def __init__(self, settings: Settings, store: Store, broker: Broker,
+                 presence: Presence) -> None:
+        self.settings = settings
+        self.store = store
+        self.broker = broker
+        self.presence = presence
+        self.hub = Hub(store, broker)
+        self.service = Service(store, self.hub)
+        self.verifier = TokenVerifier(settings)
+        self.user_limits = KeyedBuckets(settings.user_rate_limit)
+        self.http_limits = KeyedBuckets(settings.http_rate_limit)
+        self.draining = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Node:
+        settings = settings.with_secret()
+        store = await open_store(settings.database_url)
+        await store.migrate()
+        broker = await open_broker(settings.redis_url, prefix=settings.redis_prefix)
+        presence: Presence
+        if settings.redis_url:
+            from livespace.presence_redis import RedisPresence
+
+            presence = RedisPresence(settings.redis_url, prefix=settings.redis_prefix,
+                                     ttl_s=settings.presence_ttl_s)
+        else:
+            presence = MemoryPresence(settings.presence_ttl_s)
+        node = cls(settings, store, broker, presence)
+        if hasattr(broker, "on_reconnect"):
+            # events published while the broker was cut off come from the store
+            broker.on_reconnect = lambda: node.spawn(node.hub.catch_up())
+        node._loops = [
+            node._every(settings.session_flush_s, node.flush_sessions),
+            node._every(settings.cleanup_interval_s, node.cleanup),
+            node._every(max(settings.presence_ttl_s / 3, 0.5), node.keep_presence),
+        ]
+        return node
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background, keeping a reference and logging failures."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    def _every(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> asyncio.Task[None]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("periodic %s failed", getattr(job, "__name__", job))
+
+        return asyncio.get_running_loop().create_task(loop())
+
+    # ---- periodic jobs ------------------------------------------------------------------
+
+    async def save_session(self, conn: Connection) -> None:
+        conn.dirty = False
+        await self.store.save_session(conn.session)
+
+    async def flush_sessions(self) -> None:
+        """Counters reach the store every few seconds: a crash loses at most that much."""
+        for room in tuple(self.hub.rooms.values()):
+            for conn in tuple(room.conns.values()):
+                if conn.dirty:
+                    await self.save_session(conn)
+
+    async def cleanup(self, retention_days: int | None = None) -> dict[str, int]:
+        days = retention_days if retention_days is not None else self.settings.retention_days
+        cutoff = iso_ago(days * 86400)
+        return {
+            "events": await self.store.delete_events_before(cutoff),
+            "refs": await self.store.delete_refs_before(iso_ago(86400)),
+            "sessions": await self.store.delete_sessions_before(cutoff),
+        }
+
+    async def keep_presence(self) -> None:
+        """Keep this node's presence entries alive; announce users of dead nodes as gone."""
+        for room in tuple(self.hub.rooms.values()):
+            await self.presence.refresh(room.workspace_id, list(room.conns))
+        for workspace_id, user in await self.presence.expire():
+            await self.hub.publish(workspace_id, {"type": "presence", "event": "leave",
+                                                  "user": user})
+
+    # ---- stop ---------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Drain: every socket closes with 1012 (reconnect elsewhere with since)."""
+        self.draining = True
+        await self.hub.close_all(Close.RESTARTING, "server restarting")
+        for task in self._loops:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self.flush_sessions()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.presence.close()
+        await self.broker.close()
+        await self.store.close()

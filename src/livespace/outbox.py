@@ -1,0 +1,82 @@
+"""A connection's bounded queue of outbound frames (pure: no I/O).
+
+Bounded in frames and in bytes. When a push would go past a bound, ephemeral frames
+(typing, presence, broadcast) already queued are dropped first, oldest first; only if
+durable frames alone are past the bound is the connection too slow, and the caller
+closes it with 4009 (its client resumes with ``since`` and loses nothing durable).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import Enum
+
+
+class Push(Enum):
+    QUEUED = "queued"
+    DROPPED = "dropped"  # an ephemeral frame that did not fit
+    OVERFLOW = "overflow"  # a durable frame that did not fit: close with 4009
+
+
+class Outbox:
+    __slots__ = ("_frames", "bytes", "dropped", "max_bytes", "max_frames")
+
+    def __init__(self, max_bytes: int, max_frames: int) -> None:
+        self._frames: deque[tuple[str, bool]] = deque()
+        self.max_bytes = max_bytes
+        self.max_frames = max_frames
+        self.bytes = 0
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def push(self, text: str, durable: bool) -> Push:
+        size = len(text)
+        if self._fits(size):
+            self._append(text, durable, size)
+            return Push.QUEUED
+        if not durable:
+            self.dropped += 1
+            return Push.DROPPED
+        self._drop_ephemeral(size)
+        if self._fits(size):
+            self._append(text, durable, size)
+            return Push.QUEUED
+        return Push.OVERFLOW
+
+    def take(self, max_bytes: int = 1 << 20) -> list[str]:
+        """Pop queued frames in order, at least one, up to about ``max_bytes``."""
+        out: list[str] = []
+        taken = 0
+        frames = self._frames
+        while frames and (not out or taken + len(frames[0][0]) <= max_bytes):
+            text, _ = frames.popleft()
+            taken += len(text)
+            out.append(text)
+        self.bytes -= taken
+        return out
+
+    def clear(self) -> None:
+        self._frames.clear()
+        self.bytes = 0
+
+    def _fits(self, size: int) -> bool:
+        return len(self._frames) < self.max_frames and self.bytes + size <= self.max_bytes
+
+    def _append(self, text: str, durable: bool, size: int) -> None:
+        self._frames.append((text, durable))
+        self.bytes += size
+
+    def _drop_ephemeral(self, needed: int) -> None:
+        """Drop queued ephemeral frames, oldest first, until ``needed`` more bytes fit."""
+        count = len(self._frames)
+        kept: deque[tuple[str, bool]] = deque()
+        for text, durable in self._frames:
+            if not durable and (count >= self.max_frames or self.bytes + needed > self.max_bytes):
+                self.bytes -= len(text)
+                self.dropped += 1
+                count -= 1
+                continue
+            kept.append((text, durable))
+        self._frames = kept

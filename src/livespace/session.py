@@ -1,0 +1,243 @@
+"""What one connection's frames do, from ``welcome`` to the last ``leave``.
+
+The socket endpoint calls :meth:`Session.open`, then :meth:`Session.handle` for each
+text frame in the order received (so pipelined mutations get seqs and acks in send
+order), then :meth:`Session.close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from livespace import protocol as p
+from livespace.auth import AuthError
+from livespace.codes import Close, Error, Problem
+from livespace.connection import Connection
+from livespace.hub import REPLAY_PAGE, Room
+from livespace.limits import Abuse, TokenBucket
+from livespace.presence import Entry
+from livespace.protocol import FrameError, dumps
+
+if TYPE_CHECKING:
+    from livespace.node import Node
+
+log = logging.getLogger(__name__)
+
+
+class Session:
+    def __init__(self, node: Node, conn: Connection) -> None:
+        self.node = node
+        self.conn = conn
+        now = time.monotonic()
+        settings = node.settings
+        self.bucket = TokenBucket(settings.rate_limit, now=now)
+        self.abuse = Abuse(limit=int(settings.rate_limit * 2), window=5.0)
+        self.room: Room | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+
+    # ---- open ---------------------------------------------------------------------------
+
+    async def open(self, since: int | None) -> None:
+        node, conn = self.node, self.conn
+        principal = conn.principal
+        entry = Entry(conn.id, conn.workspace_id, principal.user_id, principal.email,
+                      principal.name, conn.role, node=node.settings.node_id)
+        joined = await node.presence.join(entry)
+        online = await node.presence.online(conn.workspace_id)
+        self.room = room = await node.hub.attach(conn)
+        head = room.head
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "session_id": conn.id,
+            "workspace_id": conn.workspace_id,
+            "user": {"id": principal.user_id, "email": principal.email,
+                     "name": principal.name, "role": conn.role},
+            "seq": head,
+            "presence": online,
+            "heartbeat_s": node.settings.heartbeat_s,
+        }
+        replay_from: int | None = None
+        if since is not None:
+            oldest = await node.store.oldest_seq(conn.workspace_id)
+            if since < 0 or since > head or since < oldest - 1:
+                welcome["resync_required"] = True
+                welcome["oldest_seq"] = oldest
+            else:
+                welcome["replay"] = {"from_seq": since + 1, "to_seq": head, "count": head - since}
+                replay_from = since
+        conn.send(welcome)
+        conn.start()
+        self._watch_expiry()
+        if joined is not None:
+            await node.hub.publish(conn.workspace_id,
+                                   {"type": "presence", "event": "join", "user": joined}, conn.id)
+        if replay_from is None:
+            conn.last_seq = head
+            self._go_live()
+        else:
+            await self._replay(replay_from, head)
+
+    async def _replay(self, since: int, head: int) -> None:
+        """Send events since..head from the store in pages, then the live backlog."""
+        conn, store = self.conn, self.node.store
+        cursor = since
+        conn.last_seq = since
+        while cursor < head and conn.close_code is None:
+            events = await store.events_after(conn.workspace_id, cursor, min(REPLAY_PAGE,
+                                                                            head - cursor))
+            if not events:
+                break
+            for event in events:
+                if not conn.first_seq:
+                    conn.first_seq = event.seq
+                conn.last_seq = event.seq
+                conn.session.events_delivered += 1
+                conn.push(dumps(event.frame()), durable=True)
+            cursor = events[-1].seq
+            await conn.room()
+        self._go_live()
+
+    def _go_live(self) -> None:
+        conn = self.conn
+        conn.live = True
+        backlog, conn.backlog = conn.backlog, []
+        for seq, frame in backlog:
+            conn.push_event(seq, frame)
+
+    # ---- token lifetime -----------------------------------------------------------------
+
+    def _watch_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        exp = self.conn.principal.exp
+        if exp is None:
+            return
+        delay = max(0.0, exp + self.node.settings.jwt_leeway - time.time())
+        self._expiry = asyncio.get_running_loop().call_later(
+            delay, self.conn.close, Close.TOKEN_EXPIRED, "token expired"
+        )
+
+    # ---- frames -------------------------------------------------------------------------
+
+    async def handle(self, raw: str | bytes) -> None:
+        conn = self.conn
+        conn.session.messages_in += 1
+        conn.dirty = True
+        now = time.monotonic()
+        wait = self.bucket.take(now)
+        if not wait:
+            wait = self.node.user_limits.take(conn.user_id, now)
+        if wait:
+            if self.abuse.refuse(now):
+                conn.close(Close.POLICY, "rate limit abused")
+                return
+            conn.send(p.error_frame(Problem(
+                Error.RATE_LIMITED, "too many messages", retry_after=round(wait, 3))))
+            return
+        for item in p.parse(raw, batch=conn.batch):
+            if isinstance(item, FrameError):
+                conn.send(p.error_frame(item, item.ref))
+                continue
+            try:
+                await self._dispatch(item)
+            except Problem as problem:
+                conn.send(p.error_frame(problem, item.ref))
+            except Exception:
+                log.exception("frame %s failed on connection %s", item.type, conn.id)
+                conn.send(p.error_frame(Problem(Error.INTERNAL, "internal error"), item.ref))
+
+    async def _dispatch(self, frame: p.Frame) -> None:
+        body, conn, node = frame.body, self.conn, self.node
+        ws = conn.workspace_id
+        if isinstance(body, p.Ping):
+            conn.send(p.pong_frame(frame.ref))
+        elif isinstance(body, p.CreateContact | p.UpdateContact | p.DeleteContact | p.AddNote):
+            committed = await node.service.mutate(ws, conn.principal, body, frame.ref, conn.role)
+            conn.send(p.ack_frame(frame.ref, committed.seq, committed.entity))
+        elif isinstance(body, p.Typing):
+            await self._typing(body.contact_id, body.is_typing)
+        elif isinstance(body, p.PresenceUpdate):
+            user = await node.presence.update(ws, conn.id, body.status, body.viewing,
+                                              body.viewing_given)
+            if user is not None:
+                await node.hub.publish(ws, {"type": "presence", "event": "update", "user": user},
+                                       conn.id)
+            if frame.ref is not None:
+                conn.send(p.ack_frame(frame.ref))
+        elif isinstance(body, p.Broadcast):
+            out = {"type": "broadcast", "event": body.event, "payload": body.payload,
+                   "user_id": conn.user_id}
+            await node.hub.publish(ws, out, "" if body.echo else conn.id)
+            if frame.ref is not None:
+                conn.send(p.ack_frame(frame.ref))
+        elif isinstance(body, p.Ack):
+            await self._receipt(body.seq, frame.ref)
+        elif isinstance(body, p.Refresh):
+            await self._refresh(body.token, frame.ref)
+
+    async def _typing(self, contact_id: str, is_typing: bool) -> None:
+        conn, hub = self.conn, self.node.hub
+        handle = conn.typing.pop(contact_id, None)
+        if handle is not None:
+            handle.cancel()
+        if is_typing:
+            conn.typing[contact_id] = asyncio.get_running_loop().call_later(
+                self.node.settings.typing_timeout_s, self._typing_expired, contact_id
+            )
+        frame = {"type": "typing", "user_id": conn.user_id, "contact_id": contact_id,
+                 "is_typing": is_typing}
+        await hub.publish(conn.workspace_id, frame, conn.id)
+
+    def _typing_expired(self, contact_id: str) -> None:
+        self.conn.typing.pop(contact_id, None)
+        self.node.spawn(self._typing(contact_id, False))
+
+    async def _receipt(self, seq: int, ref: str | None) -> None:
+        """A delivery receipt: the user's cursor and this session's acked count advance."""
+        conn = self.conn
+        top = min(seq, conn.last_seq)
+        if conn.first_seq and top > conn.acked_seq:
+            low = max(conn.acked_seq, conn.first_seq - 1)
+            if top > low:
+                conn.session.events_acked += top - low
+                conn.dirty = True
+            conn.acked_seq = top
+        stored = await self.node.store.advance_cursor(conn.workspace_id, conn.user_id, seq)
+        if ref is not None:
+            conn.send(p.ack_frame(ref, data={"cursor": stored}))
+
+    async def _refresh(self, token: str, ref: str | None) -> None:
+        conn = self.conn
+        try:
+            principal = await self.node.verifier.verify(token)
+        except AuthError as err:
+            raise Problem(Error.UNAUTHORIZED, f"refresh refused: {err}") from None
+        if principal.user_id != conn.user_id:
+            raise Problem(Error.FORBIDDEN, "a refresh token must be for the same user")
+        conn.principal = principal
+        self._watch_expiry()
+        conn.send(p.ack_frame(ref, data={"exp": principal.exp}))
+
+    # ---- close --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        node, conn = self.node, self.conn
+        if self._expiry is not None:
+            self._expiry.cancel()
+        typing = list(conn.typing)
+        await conn.stop()
+        await node.hub.detach(conn)
+        for contact_id in typing:
+            await self._typing(contact_id, False)
+        for handle in conn.typing.values():
+            handle.cancel()
+        conn.typing.clear()
+        left = await node.presence.leave(conn.workspace_id, conn.id)
+        if left is not None:
+            await node.hub.publish(conn.workspace_id,
+                                   {"type": "presence", "event": "leave", "user": left})
+        conn.session.disconnected_at = p.now_iso()
+        await node.save_session(conn)
