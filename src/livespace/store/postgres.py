@@ -1,0 +1,88 @@
+"""The PostgreSQL engine of :class:`~livespace.store.sql.SqlStore` (an asyncpg pool).
+
+asyncpg speaks ``$N`` natively, so SQL passes through unchanged. A transaction holds
+one pooled connection for its duration (READ COMMITTED; :meth:`SqlStore.apply` makes
+writers of one workspace queue on its row lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from livespace.store.sql import Queries, Row
+
+POOL_MIN = 1
+POOL_MAX = 10
+
+
+def _rowcount(status: str) -> int:
+    """Rows changed, from a command tag such as ``DELETE 3`` or ``INSERT 0 1``."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class _Tx:
+    """The query methods on the connection of one transaction."""
+
+    def __init__(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+        self.conn = conn
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        return await self.conn.fetchrow(sql, *args)
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Row]:
+        return list(await self.conn.fetch(sql, *args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self.conn.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return _rowcount(await self.conn.execute(sql, *args))
+
+    async def executescript(self, sql: str) -> None:
+        await self.conn.execute(sql)  # no arguments: simple protocol, many statements
+
+
+class PostgresDb:
+    """:class:`~livespace.store.sql.Db` over a pool of PostgreSQL connections."""
+
+    dialect = "postgres"
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(
+        cls, url: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX
+    ) -> PostgresDb:
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        return cls(pool)
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        return await self._pool.fetchrow(sql, *args)
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Row]:
+        return list(await self._pool.fetch(sql, *args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._pool.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return _rowcount(await self._pool.execute(sql, *args))
+
+    async def executescript(self, sql: str) -> None:
+        async with self.transaction() as tx:
+            await tx.executescript(sql)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Queries]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _Tx(conn)
+
+    async def close(self) -> None:
+        await self._pool.close()

@@ -1,0 +1,164 @@
+"""The SQLite engine of :class:`~livespace.store.sql.SqlStore` (aiosqlite).
+
+Two connections to one file in WAL mode: a writer, used by one transaction at a time
+(an ``asyncio.Lock`` in this process, ``BEGIN IMMEDIATE`` plus ``busy_timeout`` against
+other processes), and a query-only reader, so long replays never hold up a write.
+``$N`` placeholders become SQLite's ``?N``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from livespace.store.sql import Queries, Row
+
+BUSY_TIMEOUT_MS = 10_000
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+@functools.lru_cache(maxsize=512)
+def _sqlite_sql(sql: str) -> str:
+    """``$1`` -> ``?1`` (our SQL has no ``$`` inside string literals)."""
+    return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+def statements(script: str) -> list[str]:
+    """Split a script into complete statements (so they can run inside a transaction;
+    ``executescript`` would commit first)."""
+    out: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    if pending.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in pending.splitlines()
+    ):
+        raise ValueError(f"incomplete SQL statement at the end of the script: {pending[:80]!r}")
+    return out
+
+
+class _Queries:
+    """The query methods over one aiosqlite connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        async with self.conn.execute(_sqlite_sql(sql), args) as cur:
+            row: Row | None = await cur.fetchone()
+            return row
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Row]:
+        return list(await self.conn.execute_fetchall(_sqlite_sql(sql), args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self.conn.execute(_sqlite_sql(sql), args) as cur:
+            row = await cur.fetchone()
+            return None if row is None else row[0]
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self.conn.execute(_sqlite_sql(sql), args) as cur:
+            return int(cur.rowcount)
+
+    async def executescript(self, sql: str) -> None:
+        for statement in statements(sql):
+            await _run(self.conn, statement)
+
+
+class SqliteDb:
+    """:class:`~livespace.store.sql.Db` over one SQLite file."""
+
+    dialect = "sqlite"
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self._writer = _Queries(writer)
+        self._reader = _Queries(reader)
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def connect(cls, path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> SqliteDb:
+        """Open (creating it and its folder if need be) the database at ``path``.
+
+        ``:memory:`` gets one connection for reads and writes (two would be two databases).
+        """
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer = await _open(path, busy_timeout_ms)
+        try:
+            await _run(writer, "PRAGMA journal_mode = WAL")
+            if path == ":memory:":
+                return cls(writer, writer)
+            reader = await _open(path, busy_timeout_ms, "PRAGMA query_only = ON")
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(writer, reader)
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        return await self._reader.fetchone(sql, *args)
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Row]:
+        return await self._reader.fetchall(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._reader.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self._lock:
+            return await self._writer.execute(sql, *args)
+
+    async def executescript(self, sql: str) -> None:
+        async with self.transaction() as tx:
+            await tx.executescript(sql)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Queries]:
+        async with self._lock:
+            conn = self._writer.conn
+            await _run(conn, "BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+                await _run(conn, "COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await _run(conn, "ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        if self._reader.conn is not self._writer.conn:
+            await self._reader.conn.close()
+        await self._writer.conn.close()
+
+
+async def _open(path: str, busy_timeout_ms: int, *pragmas: str) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)  # we BEGIN ourselves
+    conn.row_factory = aiosqlite.Row
+    try:
+        for pragma in (
+            f"PRAGMA busy_timeout = {int(busy_timeout_ms)}",
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA foreign_keys = ON",
+            *pragmas,
+        ):
+            await _run(conn, pragma)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _run(conn: aiosqlite.Connection, sql: str) -> None:
+    """Run one statement and close its cursor at once (an open one holds a lock)."""
+    async with conn.execute(sql):
+        pass
