@@ -13,34 +13,17 @@ from collections.abc import Iterator
 
 import pytest
 
-PG_ADMIN_URL = os.environ.get("LIVESPACE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_TEST_URL = os.environ.get("LIVESPACE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-PG_HOW = (
-    "PostgreSQL is not reachable at {url} ({err}). Start it with: "
-    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+from services import (
+    PG_ADMIN_URL,
+    PG_HOW,
+    REDIS_HOW,
+    REDIS_TEST_URL,
+    RUN_ID,
+    _pg_admin,
+    _pg_url_for,
+    _redis_check,
+    _redis_drop,
 )
-REDIS_HOW = (
-    "Redis is not reachable at {url} ({err}). Start it with: redis-server --daemonize yes "
-    "--bind 127.0.0.1 --port 6379 --save '' --appendonly no"
-)
-
-RUN_ID = uuid.uuid4().hex[:10]
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _pg_url_for(name: str) -> str:
-    base, _, _ = PG_ADMIN_URL.rpartition("/")
-    return f"{base}/{name}"
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +31,7 @@ def pg_server() -> Iterator[str]:
     """Admin URL of the machine's PostgreSQL; fails the run with a hint if it is down."""
     try:
         asyncio.run(_pg_admin("SELECT 1"))
-    except Exception as err:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as err:
         pytest.fail(PG_HOW.format(url=PG_ADMIN_URL, err=err), pytrace=False)
     yield PG_ADMIN_URL
 
@@ -77,33 +60,11 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-async def _redis_check(url: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(url, socket_connect_timeout=3)
-    try:
-        await client.ping()
-    finally:
-        await client.aclose()
-
-
-async def _redis_drop(url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture(scope="session")
 def redis_server() -> str:
     try:
         asyncio.run(_redis_check(REDIS_TEST_URL))
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         pytest.fail(REDIS_HOW.format(url=REDIS_TEST_URL, err=err), pytrace=False)
     return REDIS_TEST_URL
 

@@ -6,7 +6,7 @@ import math
 import time
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from livespace.auth import AuthError, Principal
 from livespace.codes import HTTP_STATUS, Error, Problem
 from livespace.node import Node
+from livespace.protocol import loads
 
 
 def node_of(request: Request) -> Node:
@@ -39,8 +40,26 @@ async def caller(request: Request) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(caller)]
+MAX_BODY = 256 * 1024
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON body, whatever its Content-Type; 413 past 256 KiB, 400 if not JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise Problem(Error.TOO_LARGE, f"request body over {MAX_BODY} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise Problem(Error.TOO_LARGE, f"request body over {MAX_BODY} bytes")
+    if not raw.strip():
+        raise Problem(Error.INVALID_JSON, "a JSON body is required")
+    return loads(raw)
+
+
 NodeDep = Annotated[Node, Depends(node_of)]
-JsonBody = Annotated[Any, Body()]
+JsonBody = Annotated[Any, Depends(json_body)]
 
 
 def error_body(code: Error | str, message: str, details: Any = None) -> dict[str, Any]:
