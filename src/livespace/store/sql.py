@@ -150,6 +150,17 @@ def _session(row: Row) -> SessionRow:
     )
 
 
+def _iso(moment: datetime) -> str:
+    """``moment`` as :func:`~livespace.protocol.now_iso` writes it, so text compares as time."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _cutoff(cutoff_iso: str) -> str:
+    """Any ISO-8601 instant (``Z``, ``+00:00``, no fraction...) in the stored form."""
+    moment = datetime.fromisoformat(cutoff_iso)
+    return _iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
 def _not_found(what: str, entity_id: str) -> Problem:
     return Problem(Error.NOT_FOUND, f"{what} {entity_id} not found", details={"id": entity_id})
 
@@ -330,8 +341,7 @@ class SqlStore:
         row = await tx.fetchone(
             "SELECT seq, entity FROM mutation_refs WHERE workspace_id = $1 AND user_id = $2"
             " AND ref = $3 AND created_at >= $4",
-            workspace_id, user_id, ref,
-            since.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            workspace_id, user_id, ref, _iso(since),
         )
         if row is not None:
             raise _Retry(Committed(int(row["seq"]), orjson.loads(row["entity"]), None))
@@ -410,10 +420,16 @@ class SqlStore:
         return [_event(r) for r in rows]
 
     async def delete_events_before(self, cutoff_iso: str) -> int:
-        return await self.db.execute("DELETE FROM events WHERE created_at < $1", cutoff_iso)
+        """Delete events older than the cutoff, a workspace's newest too (its head_seq
+        stays, so :meth:`oldest_seq` still answers). Returns how many went."""
+        return await self.db.execute(
+            "DELETE FROM events WHERE created_at < $1", _cutoff(cutoff_iso)
+        )
 
     async def delete_refs_before(self, cutoff_iso: str) -> int:
-        return await self.db.execute("DELETE FROM mutation_refs WHERE created_at < $1", cutoff_iso)
+        return await self.db.execute(
+            "DELETE FROM mutation_refs WHERE created_at < $1", _cutoff(cutoff_iso)
+        )
 
     # ---- delivery receipts and sessions --------------------------------------------------------
 
@@ -476,7 +492,7 @@ class SqlStore:
         """Delete closed sessions that ended before the cutoff; open ones stay."""
         return await self.db.execute(
             "DELETE FROM sessions WHERE disconnected_at IS NOT NULL AND disconnected_at < $1",
-            cutoff_iso,
+            _cutoff(cutoff_iso),
         )
 
     async def stats(self, workspace_id: str, *, user_id: str | None = None) -> dict[str, Any]:
@@ -567,6 +583,12 @@ async def _update(
     tx: Queries, workspace_id: str, m: UpdateContact, now: str
 ) -> dict[str, Any]:
     """Merge ``m.changes``; a stale ``base_version`` conflicts only on fields changed since."""
+    unknown = sorted(set(m.changes) - set(CONTACT_FIELDS))
+    if unknown:
+        raise Problem(
+            Error.VALIDATION_FAILED, f"changes: unknown field {unknown[0]}",
+            details={"field": f"changes.{unknown[0]}", "reason": "unknown field"},
+        )
     row = await tx.fetchone(_LIVE_CONTACT, workspace_id, m.id)
     if row is None:
         raise _not_found("contact", m.id)
