@@ -9,6 +9,7 @@ other processes), and a query-only reader, so long replays never hold up a write
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
 import sqlite3
@@ -126,12 +127,15 @@ class SqliteDb:
     async def transaction(self) -> AsyncIterator[Queries]:
         async with self._lock:
             conn = self._writer.conn
-            await _run(conn, "BEGIN IMMEDIATE")
             try:
+                await _run(conn, "BEGIN IMMEDIATE")
                 yield self._writer
                 await _run(conn, "COMMIT")
             except BaseException:
-                if conn.in_transaction:
+                # Even when cancelled: aiosqlite runs a connection's calls in order, so
+                # this ROLLBACK comes after a BEGIN or COMMIT still queued (harmless when
+                # no transaction is open) and the next transaction starts clean.
+                with contextlib.suppress(sqlite3.OperationalError):
                     await _run(conn, "ROLLBACK")
                 raise
 
