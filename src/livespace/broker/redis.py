@@ -32,15 +32,18 @@ IDLE_PING_S = 15.0
 
 
 class _Subscription:
-    __slots__ = ("_broker", "_channel", "_handler")
+    __slots__ = ("_active", "_broker", "_channel", "_handler")
 
     def __init__(self, broker: RedisBroker, channel: bytes, handler: Handler) -> None:
         self._broker = broker
         self._channel = channel
         self._handler = handler
+        self._active = True
 
     async def cancel(self) -> None:
-        await self._broker._remove(self._channel, self._handler)
+        if self._active:  # the same handler may be subscribed twice: remove this one only
+            self._active = False
+            await self._broker._remove(self._channel, self._handler)
 
 
 class RedisBroker:
@@ -81,6 +84,8 @@ class RedisBroker:
 
     async def subscribe(self, channel: str, handler: Handler) -> _Subscription:
         """Add ``handler``; returns once Redis confirmed the channel's subscription."""
+        if self._closed:
+            raise RuntimeError("broker closed")
         await self.start()
         key = self._key(channel)
         handlers = self._handlers.setdefault(key, [])
