@@ -180,6 +180,8 @@ def cmd_bench(argv: Sequence[str]) -> int:
         if err.name != "livespace.bench":
             raise
         raise ConfigError("livespace bench is not part of this installation") from None
+    if not callable(getattr(bench, "main", None)):
+        raise ConfigError("livespace bench is not part of this installation (no main)")
     result = bench.main(list(argv))
     return int(result or 0)
 
