@@ -154,11 +154,11 @@ class Client:
 
     async def request(self, type: str, data: dict[str, Any] | None = None, *,
                       ref: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
-        """Send with a ``ref`` and wait for the ``ack`` or ``error`` that echoes it."""
+        """Send with a ``ref`` and wait for the ``ack``, ``pong`` or ``error`` echoing it."""
         ref = ref or f"r{next(self._refs)}"
         await self.send(type, data, ref)
         return await self.next(
-            where=lambda f: f.get("ref") == ref and f.get("type") in ("ack", "error"),
+            where=lambda f: f.get("ref") == ref and f.get("type") in ("ack", "error", "pong"),
             timeout=timeout,
         )
 

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -126,15 +127,21 @@ class Server:
         return await Client.connect(self.ws, ws_id, self.token(user, **token_kw), **kw)
 
 
+def _admin(sql: str) -> None:
+    """Run an admin statement, also from inside a test's running event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _pg_admin(sql)).result()
+
+
 def _pg_create(admin_url: str) -> str:
     name = f"livespace_srv_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    _admin(f'CREATE DATABASE "{name}"')
     return _pg_url_for(name)
 
 
 def _pg_drop(url: str) -> None:
     name = url.rsplit("/", 1)[1]
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class ServerFactory:
