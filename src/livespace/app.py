@@ -12,6 +12,7 @@ from livespace.api import analytics, contacts, health, socket, workspaces
 from livespace.api.deps import install_error_handlers
 from livespace.config import ConfigError, Settings
 from livespace.node import Node
+from livespace.wire import LivespaceWebSocketProtocol
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,6 +57,8 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8001,
     options: dict[str, Any] = dict(
         host=host,
         port=port,
+        ws=LivespaceWebSocketProtocol,
+        ws_per_message_deflate=False,
         ws_max_size=settings.max_frame,
         ws_ping_interval=settings.heartbeat_s,
         ws_ping_timeout=settings.heartbeat_s,

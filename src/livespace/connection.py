@@ -1,8 +1,14 @@
-"""One client connection: its identity, its bounded outbox and the task that writes it.
+"""One client connection: its identity, its bounded outbox and how it is written.
 
 The socket endpoint reads frames and hands them to :mod:`livespace.session`; everything
 that goes back out passes through :meth:`Connection.push`, which never blocks: a frame
 either fits the outbox, is dropped (ephemeral), or marks the connection too slow (4009).
+
+Writing: on the direct path (:mod:`livespace.wire`) the :class:`Flusher` writes each
+connection's queued frames once per event loop tick, as one ``transport.write``, with no
+task switch per frame; a connection's writer task only runs while its socket is paused
+(kernel buffer full) and to close it. Without direct access (another ASGI server) the
+writer task sends frame by frame through ASGI.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from typing import Any, Protocol
 from livespace.auth import Principal
 from livespace.codes import Close
 from livespace.outbox import Outbox, Push
-from livespace.protocol import dumps, now_iso
+from livespace.protocol import dumpb, now_iso
 from livespace.store.model import SessionRow
+from livespace.wire import RawSocket, text_frame
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +38,28 @@ class Transport(Protocol):
 
     async def send(self, text: str) -> None: ...
     async def close(self, code: int, reason: str = "") -> None: ...
+
+
+class Flusher:
+    """Writes every connection that got frames in this event loop tick, once, at its end."""
+
+    __slots__ = ("_dirty", "_scheduled")
+
+    def __init__(self) -> None:
+        self._dirty: list[Connection] = []
+        self._scheduled = False
+
+    def mark(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
 
 
 class Connection:
@@ -47,6 +76,8 @@ class Connection:
         batch: bool = False,
         max_bytes: int = 4 << 20,
         max_frames: int = 10_000,
+        raw: RawSocket | None = None,
+        flusher: Flusher | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.workspace_id = workspace_id
@@ -55,8 +86,11 @@ class Connection:
         self.transport = transport
         self.batch = batch
         self.outbox = Outbox(max_bytes, max_frames)
+        self.raw = raw if flusher is not None else None
+        self.flusher = flusher
+        self._marked = False
         self.live = False  # False while a replay is being sent: live events wait in backlog
-        self.backlog: list[tuple[int, str]] = []
+        self.backlog: list[tuple[int, bytes]] = []
         self.last_seq = 0  # highest durable seq pushed to this connection
         self.first_seq = 0  # lowest durable seq pushed (for delivery-rate accounting)
         self.acked_seq = 0
@@ -89,16 +123,24 @@ class Connection:
 
     def send(self, frame: dict[str, Any]) -> None:
         """Queue a reply (welcome, ack, error, pong): never dropped."""
-        self.push(dumps(frame), durable=True)
+        self.push(dumpb(frame), durable=True)
 
-    def push(self, text: str, durable: bool) -> None:
+    def push(self, payload: bytes, durable: bool, framed: bytes | None = None) -> None:
+        """Queue one frame's JSON ``payload``; ``framed`` is it as a WebSocket frame, when
+        the caller already encoded it for many connections."""
         if self.close_code is not None:
             return
-        result = self.outbox.push(text, durable)
+        if self.raw is not None and not self.batch:
+            payload = framed if framed is not None else text_frame(payload)
+        result = self.outbox.push(payload, durable)
         if result is Push.QUEUED:
             self.session.messages_out += 1
             self.dirty = True
-            self._wake.set()
+            if self.raw is None:
+                self._wake.set()
+            elif not self._marked:
+                self._marked = True
+                self.flusher.mark(self)  # type: ignore[union-attr]
             if len(self.outbox) * 2 > self.outbox.max_frames or (
                 self.outbox.bytes * 2 > self.outbox.max_bytes
             ):
@@ -107,10 +149,10 @@ class Connection:
             log.info("connection %s too slow: closing with 4009", self.id)
             self.close(Close.TOO_SLOW, "too slow: reconnect with since")
 
-    def push_event(self, seq: int, text: str) -> None:
+    def push_event(self, seq: int, payload: bytes, framed: bytes | None = None) -> None:
         """A durable event of the workspace, in seq order; duplicates are ignored."""
         if not self.live:
-            self.backlog.append((seq, text))
+            self.backlog.append((seq, payload))
             if len(self.backlog) > self.outbox.max_frames:
                 self.close(Close.TOO_SLOW, "too slow: reconnect with since")
             return
@@ -120,7 +162,7 @@ class Connection:
             self.first_seq = seq
         self.last_seq = seq
         self.session.events_delivered += 1
-        self.push(text, durable=True)
+        self.push(payload, True, framed)
 
     async def room(self) -> None:
         """Wait until the outbox is at most half full (replay's backpressure)."""
@@ -140,24 +182,61 @@ class Connection:
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
 
+    # ---- writing ------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what is queued in one go, if the socket takes it now (the Flusher's call)."""
+        self._marked = False
+        raw = self.raw
+        if raw is None or not self.outbox:
+            return
+        if raw.writable:
+            self._write_raw(raw)
+        elif not raw.gone:
+            self._wake.set()  # the writer task waits for the kernel buffer to drain
+
+    def _write_raw(self, raw: RawSocket) -> None:
+        outbox = self.outbox
+        while outbox and raw.writable:
+            frames = outbox.take()
+            if self.batch:
+                body = frames[0] if len(frames) == 1 else b"[" + b",".join(frames) + b"]"
+                raw.write(text_frame(body))
+            else:
+                raw.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        self._room_check()
+
+    def _room_check(self) -> None:
+        outbox = self.outbox
+        if not self._room.is_set() and len(outbox) * 2 <= outbox.max_frames and (
+            outbox.bytes * 2 <= outbox.max_bytes
+        ):
+            self._room.set()
+
+    async def _send_asgi(self) -> None:
+        outbox = self.outbox
+        while outbox:
+            frames = outbox.take()
+            if self.batch and len(frames) > 1:
+                await self.transport.send((b"[" + b",".join(frames) + b"]").decode())
+            else:
+                for payload in frames:
+                    await self.transport.send(payload.decode())
+            self._room_check()
+
     async def _write_loop(self) -> None:
         transport = self.transport
-        outbox = self.outbox
+        raw = self.raw
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                while outbox:
-                    frames = outbox.take()
-                    if self.batch and len(frames) > 1:
-                        await transport.send("[" + ",".join(frames) + "]")
-                    else:
-                        for text in frames:
-                            await transport.send(text)
-                    if not self._room.is_set() and len(outbox) * 2 <= outbox.max_frames and (
-                        outbox.bytes * 2 <= outbox.max_bytes
-                    ):
-                        self._room.set()
+                if raw is None:
+                    await self._send_asgi()
+                else:
+                    while self.outbox and not raw.gone:
+                        await raw.drained()
+                        self._write_raw(raw)
                 if self.close_code is not None:
                     with contextlib.suppress(Exception):
                         await transport.close(self.close_code, self._close_reason)

@@ -20,13 +20,13 @@ import orjson
 @dataclass(frozen=True, slots=True)
 class Durable:
     seq: int
-    frame: str
+    frame: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Ephemeral:
     exclude: str
-    frame: str
+    frame: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +61,9 @@ def decode(message: bytes) -> Envelope | None:
     kind, rest = head[:1], head[1:]
     try:
         if kind == b"E":
-            return Durable(int(rest), body.decode())
+            return Durable(int(rest), body)
         if kind == b"X":
-            return Ephemeral(rest.decode(), body.decode())
+            return Ephemeral(rest.decode(), body)
         if kind == b"C":
             obj = orjson.loads(body)
             return Control(obj) if isinstance(obj, dict) else None

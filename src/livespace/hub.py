@@ -18,9 +18,10 @@ from typing import Any
 from livespace import envelope
 from livespace.broker import Broker, Subscription
 from livespace.codes import Close
-from livespace.connection import Connection
-from livespace.protocol import dumps
+from livespace.connection import Connection, Flusher
+from livespace.protocol import dumpb
 from livespace.store import Store
+from livespace.wire import text_frame
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ class Room:
         self.workspace_id = workspace_id
         self.conns: dict[str, Connection] = {}
         self.next_seq = 1
-        self.early: dict[int, str] = {}
+        self.early: dict[int, bytes] = {}
+        self.store_head = 0  # the highest seq the store was seen to hold
         self.subscription: Subscription | None = None
         self.ready = asyncio.Event()
         self._gap_task: asyncio.Task[None] | None = None
@@ -70,13 +72,14 @@ class Room:
         if isinstance(item, envelope.Durable):
             self.on_event(item.seq, item.frame)
         elif isinstance(item, envelope.Ephemeral):
+            framed = text_frame(item.frame)
             for conn in tuple(self.conns.values()):
                 if conn.id != item.exclude:
-                    conn.push(item.frame, durable=False)
+                    conn.push(item.frame, False, framed)
         elif isinstance(item, envelope.Control):
             self.hub.on_control(self, item.body)
 
-    def on_event(self, seq: int, frame: str) -> None:
+    def on_event(self, seq: int, frame: bytes) -> None:
         if seq < self.next_seq:
             return  # already delivered (replayed gap fill, or a duplicate)
         if not self.ready.is_set() or seq > self.next_seq:
@@ -87,10 +90,11 @@ class Room:
         self._deliver(seq, frame)
         self._drain_early()
 
-    def _deliver(self, seq: int, frame: str) -> None:
+    def _deliver(self, seq: int, frame: bytes) -> None:
         self.next_seq = seq + 1
+        framed = text_frame(frame)  # encoded once for every connection
         for conn in tuple(self.conns.values()):
-            conn.push_event(seq, frame)
+            conn.push_event(seq, frame, framed)
 
     def _drain_early(self) -> None:
         early = self.early
@@ -104,25 +108,38 @@ class Room:
         if self._gap_task is None or self._gap_task.done():
             self._gap_task = asyncio.get_running_loop().create_task(self._fill_gap())
 
+    def note_head(self, head: int) -> None:
+        """The store holds events up to ``head``: those past this room's head reach its
+        connections even when the broker never brings them (a message lost while the
+        subscriber was cut off, the last event before a quiet period, a publisher that
+        died between commit and publish)."""
+        if head > self.head:
+            self.store_head = max(self.store_head, head)
+            self._watch_gap()
+
     async def _fill_gap(self) -> None:
-        """Events that did not arrive by broker (a publisher died, Redis reconnected)."""
+        """After :data:`GAP_WAIT_S` (the broker may still bring them), read from the store
+        the events missing before the early ones, or up to the noted store head."""
         await asyncio.sleep(GAP_WAIT_S)
-        while self.early:
-            events = await self.hub.store.events_after(
-                self.workspace_id, self.next_seq - 1, REPLAY_PAGE
-            )
-            if not events:
-                break
+        while self.early or self.next_seq <= self.store_head:
+            before = self.next_seq
+            try:
+                events = await self.hub.store.events_after(
+                    self.workspace_id, self.next_seq - 1, REPLAY_PAGE
+                )
+            except Exception as err:  # the next event or head check tries again
+                log.warning("gap fill for workspace %s failed: %s", self.workspace_id, err)
+                return
             for event in events:
                 if event.seq == self.next_seq:
-                    self._deliver(event.seq, dumps(event.frame()))
+                    self._deliver(event.seq, dumpb(event.frame()))
             self._drain_early()
+            if self.next_seq == before:
+                break  # nothing more to read (or what is missing is past retention)
 
     async def catch_up(self) -> None:
         """Deliver whatever the store has past our head (after a broker reconnect)."""
-        events = await self.hub.store.events_after(self.workspace_id, self.head, REPLAY_PAGE)
-        for event in events:
-            self.on_event(event.seq, dumps(event.frame()))
+        self.note_head(await self.hub.store.head_seq(self.workspace_id))
 
 
 class Hub:
@@ -132,6 +149,7 @@ class Hub:
         self.store = store
         self.broker = broker
         self.rooms: dict[str, Room] = {}
+        self.flusher = Flusher()
         self._opening: dict[str, asyncio.Task[Room]] = {}
 
     @property
@@ -188,12 +206,12 @@ class Hub:
 
     async def publish_event(self, workspace_id: str, seq: int, frame: dict[str, Any]) -> None:
         await self.broker.publish(
-            envelope.channel(workspace_id), envelope.durable(seq, dumps(frame).encode())
+            envelope.channel(workspace_id), envelope.durable(seq, dumpb(frame))
         )
 
     async def publish(self, workspace_id: str, frame: dict[str, Any], exclude: str = "") -> None:
         await self.broker.publish(
-            envelope.channel(workspace_id), envelope.ephemeral(dumps(frame).encode(), exclude)
+            envelope.channel(workspace_id), envelope.ephemeral(dumpb(frame), exclude)
         )
 
     async def publish_control(self, workspace_id: str, body: dict[str, Any]) -> None:
@@ -213,6 +231,8 @@ class Hub:
                            "role": conn.role})
 
     async def catch_up(self) -> None:
+        """Compare each room's head with the store's and fill what the broker lost (after
+        a broker reconnect, and periodically when the broker may lose messages)."""
         for room in tuple(self.rooms.values()):
             with contextlib.suppress(Exception):
                 await room.catch_up()

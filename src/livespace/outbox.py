@@ -22,7 +22,7 @@ class Outbox:
     __slots__ = ("_frames", "bytes", "dropped", "max_bytes", "max_frames")
 
     def __init__(self, max_bytes: int, max_frames: int) -> None:
-        self._frames: deque[tuple[str, bool]] = deque()
+        self._frames: deque[tuple[bytes, bool]] = deque()
         self.max_bytes = max_bytes
         self.max_frames = max_frames
         self.bytes = 0
@@ -31,7 +31,7 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._frames)
 
-    def push(self, text: str, durable: bool) -> Push:
+    def push(self, text: bytes, durable: bool) -> Push:
         size = len(text)
         if self._fits(size):
             self._append(text, durable, size)
@@ -45,9 +45,9 @@ class Outbox:
             return Push.QUEUED
         return Push.OVERFLOW
 
-    def take(self, max_bytes: int = 1 << 20) -> list[str]:
+    def take(self, max_bytes: int = 1 << 20) -> list[bytes]:
         """Pop queued frames in order, at least one, up to about ``max_bytes``."""
-        out: list[str] = []
+        out: list[bytes] = []
         taken = 0
         frames = self._frames
         while frames and (not out or taken + len(frames[0][0]) <= max_bytes):
@@ -64,14 +64,14 @@ class Outbox:
     def _fits(self, size: int) -> bool:
         return len(self._frames) < self.max_frames and self.bytes + size <= self.max_bytes
 
-    def _append(self, text: str, durable: bool, size: int) -> None:
+    def _append(self, text: bytes, durable: bool, size: int) -> None:
         self._frames.append((text, durable))
         self.bytes += size
 
     def _drop_ephemeral(self, needed: int) -> None:
         """Drop queued ephemeral frames, oldest first, until ``needed`` more bytes fit."""
         count = len(self._frames)
-        kept: deque[tuple[str, bool]] = deque()
+        kept: deque[tuple[bytes, bool]] = deque()
         for text, durable in self._frames:
             if not durable and (count >= self.max_frames or self.bytes + needed > self.max_bytes):
                 self.bytes -= len(text)

@@ -7,6 +7,7 @@ the ``encode_*`` functions build the JSON text of server frames.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -183,6 +184,8 @@ def _optional_text(data: dict[str, Any], key: str, hi: int) -> str | None:
         raise invalid(key, "must be a string")
     if len(value) > hi:
         raise invalid(key, f"must be at most {hi} characters")
+    if "\x00" in value:
+        raise invalid(key, "must not contain NUL")
     return value.strip() or None
 
 
@@ -216,11 +219,13 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
         raise invalid("fields", f"at most {MAX_FIELDS} custom fields")
     out: dict[str, Any] = {}
     for key, item in obj.items():
-        if not key or len(key) > MAX_FIELD_KEY:
-            raise invalid("fields", f"keys must be 1-{MAX_FIELD_KEY} characters")
+        if not key or len(key) > MAX_FIELD_KEY or "\x00" in key:
+            raise invalid("fields", f"keys must be 1-{MAX_FIELD_KEY} characters, without NUL")
         if isinstance(item, str):
             if len(item) > MAX_FIELD_VALUE:
                 raise invalid(f"fields.{key}", f"must be at most {MAX_FIELD_VALUE} characters")
+            if "\x00" in item:
+                raise invalid(f"fields.{key}", "must not contain NUL")
         elif isinstance(item, bool) or item is None:
             pass
         elif isinstance(item, int | float):
@@ -231,10 +236,12 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _number(value: Any, name: str) -> None:
+def _number(value: int | float, name: str) -> None:
+    """Numbers are finite and within +/-(2**53-1), so that every client (JavaScript's
+    doubles included) reads back exactly the number it was given."""
     if isinstance(value, float) and not math.isfinite(value):
         raise invalid(name, "must be a finite number")
-    if isinstance(value, int) and abs(value) > MAX_SAFE_INT:
+    if abs(value) > MAX_SAFE_INT:
         raise invalid(name, "must be within +/-(2**53-1)")
 
 
@@ -353,6 +360,7 @@ def _broadcast(data: dict[str, Any]) -> Broadcast:
 
 
 def _ping(data: dict[str, Any]) -> Ping:
+    _only(data, ())
     return Ping()
 
 
@@ -401,7 +409,53 @@ def loads(raw: str | bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "infinity" in exc.msg:
+            obj = _loads_out_of_range(raw)
+            if obj is not _UNREADABLE:
+                return obj
         raise Problem(Error.INVALID_JSON, f"not valid JSON: {exc.msg}") from None
+
+
+_UNREADABLE = object()
+_HUGE = 10**30  # stands in for an integer literal too long to be worth converting
+
+
+def _huge_int(literal: str) -> int:
+    if len(literal) <= 30:
+        return int(literal)
+    return -_HUGE if literal.startswith("-") else _HUGE
+
+
+def _no_constant(literal: str) -> Any:
+    raise ValueError(f"{literal} is not JSON")
+
+
+def _loads_out_of_range(raw: str | bytes) -> Any:
+    """orjson refuses a number beyond double range (``1e400``, 400 digits) as invalid JSON.
+
+    Such a frame is valid JSON, so it is read again here, the number kept out of range,
+    for validation to name its field and echo the frame's ``ref``. Anything else orjson
+    would refuse (lone surrogates, NaN) still makes the frame unreadable.
+    """
+    try:
+        obj = json.loads(raw, parse_int=_huge_int, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return _UNREADABLE
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode()
+                except UnicodeEncodeError:
+                    return _UNREADABLE
+        elif isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return obj
 
 
 def parse_object(obj: Any) -> Frame:
@@ -409,11 +463,17 @@ def parse_object(obj: Any) -> Frame:
     if not isinstance(obj, dict):
         raise FrameError(Problem(Error.INVALID_MESSAGE, "a frame must be a JSON object"))
     ref = obj.get("ref")
-    if ref is not None and (not isinstance(ref, str) or not 1 <= len(ref) <= MAX_REF):
-        raise FrameError(Problem(Error.INVALID_MESSAGE, f"ref must be a string of 1-{MAX_REF}"))
+    if ref is not None and (
+        not isinstance(ref, str) or not 1 <= len(ref) <= MAX_REF or "\x00" in ref
+    ):
+        raise FrameError(Problem(
+            Error.INVALID_MESSAGE, f"ref must be a string of 1-{MAX_REF} characters, no NUL"
+        ))
     for key in obj:
         if key not in ("type", "ref", "data"):
-            raise FrameError(Problem(Error.INVALID_MESSAGE, f"unknown top-level key {key!r}"), ref)
+            raise FrameError(
+                Problem(Error.INVALID_MESSAGE, f"unknown top-level key {key[:64]!r}"), ref
+            )
     msg_type = obj.get("type")
     if not isinstance(msg_type, str):
         raise FrameError(Problem(Error.INVALID_MESSAGE, "type must be a string"), ref)
@@ -444,8 +504,8 @@ def parse(raw: str | bytes, *, batch: bool = False) -> list[Frame | FrameError]:
     except Problem as problem:
         return [FrameError(problem)]
     items = obj if batch and isinstance(obj, list) else [obj]
-    if batch and len(items) > MAX_BATCH:
-        return [FrameError(Problem(Error.INVALID_MESSAGE, f"at most {MAX_BATCH} per batch"))]
+    if batch and not 1 <= len(items) <= MAX_BATCH:
+        return [FrameError(Problem(Error.INVALID_MESSAGE, f"a batch holds 1-{MAX_BATCH} frames"))]
     out: list[Frame | FrameError] = []
     for item in items:
         try:
@@ -460,6 +520,11 @@ def parse(raw: str | bytes, *, batch: bool = False) -> list[Frame | FrameError]:
 
 def dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
+
+
+def dumpb(obj: Any) -> bytes:
+    """JSON as UTF-8 bytes: what goes on the wire."""
+    return orjson.dumps(obj)
 
 
 def now_iso() -> str:

@@ -19,7 +19,7 @@ from livespace.connection import Connection
 from livespace.hub import REPLAY_PAGE, Room
 from livespace.limits import Abuse, TokenBucket
 from livespace.presence import Entry
-from livespace.protocol import FrameError, dumps
+from livespace.protocol import FrameError, dumpb
 
 if TYPE_CHECKING:
     from livespace.node import Node
@@ -95,7 +95,7 @@ class Session:
                     conn.first_seq = event.seq
                 conn.last_seq = event.seq
                 conn.session.events_delivered += 1
-                conn.push(dumps(event.frame()), durable=True)
+                conn.push(dumpb(event.frame()), durable=True)
             cursor = events[-1].seq
             await conn.room()
         self._go_live()

@@ -18,6 +18,7 @@ from livespace.connection import Connection
 from livespace.node import Node
 from livespace.protocol import error_frame
 from livespace.session import Session
+from livespace.wire import RawSocket
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -97,6 +98,8 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
         batch=websocket.query_params.get("batch") == "1",
         max_bytes=settings.send_queue_bytes,
         max_frames=settings.send_queue_frames,
+        raw=RawSocket.of(websocket.scope),
+        flusher=node.hub.flusher,
     )
     session = Session(node, conn)
     try:
