@@ -25,8 +25,21 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-bench: install
-	$(BIN)/livespace bench all
+# The benchmark (not part of `make test`): docs/performance.md. ARGS=... passes options,
+# e.g. make bench ARGS="fanout --servers livespace,websockets".
+ARGS ?= all
+bench: install bench-deps
+	$(BIN)/livespace bench $(ARGS)
+
+# The Node load generator (bench/loadgen): npm ci when npm is there, else say how.
+.PHONY: bench-deps
+bench-deps: bench/loadgen/node_modules/.installed
+
+bench/loadgen/node_modules/.installed: bench/loadgen/package.json bench/loadgen/package-lock.json
+	@command -v npm >/dev/null || { echo "bench-deps: npm not found; install Node.js >= 18 \
+	(e.g. apt-get install nodejs npm), or run livespace bench --generator python"; exit 1; }
+	npm ci --prefix bench/loadgen --no-audit --no-fund
+	touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@
 // marker (this also counts events inside batched frames, JSON arrays).
 
 const fs = require('fs');
+const net = require('net');
 const readline = require('readline');
 const { performance } = require('perf_hooks');
 const WebSocket = require('ws');
@@ -23,6 +24,8 @@ const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const nowUs = () => Math.round(performance.now() * 1000);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+// Refs must differ between runs: a ref seen before is an idempotent retry, not a new write.
+const RUN_ID = Math.random().toString(36).slice(2, 10);
 const T_MARK = Buffer.from('"bench_t":');
 const EVENT_MARK = Buffer.from('"event_id"');
 const WS_OPTIONS = {
@@ -166,8 +169,189 @@ function open(url, onMessage, onClose) {
   });
 }
 
+// A receive-only WebSocket client on a bare TCP socket, for the subscribers: the hot path
+// of the generator. Every socket reads into one shared buffer (net `onread`, no stream
+// machinery, no allocation per read); frames are parsed in place and a text frame is
+// handed over as a view of that buffer (copied only when it spans two reads). It answers
+// pings and close frames; what it sends is masked with a zero key (RFC 6455 allows any key).
+const SHARED_READ = Buffer.allocUnsafe(256 * 1024);
+const CRLF2 = Buffer.from('\r\n\r\n');
+
+function rawFrame(opcode, payload) {
+  const len = payload.length;
+  const head = Buffer.alloc(len < 126 ? 6 : 8);
+  head[0] = 0x80 | opcode;
+  if (len < 126) head[1] = 0x80 | len;
+  else {
+    head[1] = 0x80 | 126;
+    head.writeUInt16BE(len, 2);
+  }
+  return Buffer.concat([head, payload]);
+}
+
+class RawSocket {
+  constructor(url, onMessage, onClose) {
+    const u = new URL(url);
+    this.onMessage = onMessage;
+    this.onClose = onClose;
+    this.handshake = [];
+    this.upgraded = false;
+    this.closed = false;
+    this.closeCode = 1006;
+    this.header = Buffer.alloc(14);
+    this.headerLen = 0;
+    this.need = 0; // payload bytes still expected for the current frame
+    this.opcode = 0;
+    this.parts = null; // payload pieces of a frame that spans reads
+    this.onUpgradeFailed = null;
+    const key = Buffer.from(Array.from({ length: 16 }, () => (Math.random() * 256) | 0));
+    this.socket = net.connect({
+      host: u.hostname,
+      port: Number(u.port) || 80,
+      onread: { buffer: SHARED_READ, callback: (n, buf) => this.data(buf, n) },
+    });
+    this.socket.setNoDelay(true);
+    this.socket.on('connect', () => {
+      this.socket.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n` +
+        'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
+        `Sec-WebSocket-Key: ${key.toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    });
+    this.socket.on('error', (err) => this.finish(err.code || err.message));
+    this.socket.on('close', () => this.finish(null));
+  }
+
+  finish(reason) {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    if (!this.upgraded && this.onUpgradeFailed) this.onUpgradeFailed(reason || 'closed');
+    else if (this.onClose) this.onClose(this.closeCode);
+  }
+
+  terminate() {
+    this.onClose = null;
+    this.finish(null);
+  }
+
+  data(buf, n) {
+    let pos = 0;
+    if (!this.upgraded) {
+      this.handshake.push(Buffer.from(buf.subarray(0, n)));
+      const head = Buffer.concat(this.handshake);
+      const end = head.indexOf(CRLF2);
+      if (end === -1) return;
+      const status = head.subarray(0, head.indexOf('\r\n')).toString();
+      if (!/^HTTP\/1\.1 101/.test(status)) {
+        this.finish(`http_${status.split(' ')[1]}`);
+        return;
+      }
+      this.upgraded = true;
+      this.handshake = null;
+      const rest = head.subarray(end + 4);
+      if (rest.length) this.frames(rest, 0, rest.length);
+      return;
+    }
+    this.frames(buf, pos, n);
+  }
+
+  frames(buf, pos, n) {
+    while (pos < n && !this.closed) {
+      if (this.need === 0 && this.parts === null) {
+        // Read a header: 2 bytes, then 0, 2 or 8 bytes of length (server frames are unmasked).
+        while (this.headerLen < 2 && pos < n) this.header[this.headerLen++] = buf[pos++];
+        if (this.headerLen < 2) return;
+        const len7 = this.header[1] & 0x7f;
+        const extra = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
+        while (this.headerLen < 2 + extra && pos < n) this.header[this.headerLen++] = buf[pos++];
+        if (this.headerLen < 2 + extra) return;
+        this.opcode = this.header[0] & 0x0f;
+        this.need = extra === 0 ? len7 : extra === 2 ? this.header.readUInt16BE(2)
+          : Number(this.header.readBigUInt64BE(2));
+        this.headerLen = 0;
+        if (this.need === 0) {
+          this.complete(Buffer.alloc(0));
+          continue;
+        }
+        if (n - pos >= this.need) {
+          const payload = buf.subarray(pos, pos + this.need);
+          pos += this.need;
+          this.need = 0;
+          this.complete(payload);
+          continue;
+        }
+        this.parts = [];
+      }
+      const take = Math.min(this.need, n - pos);
+      this.parts.push(Buffer.from(buf.subarray(pos, pos + take)));
+      pos += take;
+      this.need -= take;
+      if (this.need === 0) {
+        const payload = Buffer.concat(this.parts);
+        this.parts = null;
+        this.complete(payload);
+      }
+    }
+  }
+
+  complete(payload) {
+    const op = this.opcode;
+    if (op === 1 || op === 2 || op === 0) this.onMessage(payload);
+    else if (op === 9) this.socket.write(rawFrame(10, Buffer.from(payload)));
+    else if (op === 8) {
+      this.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
+      this.socket.write(rawFrame(8, Buffer.from(payload.subarray(0, 2))));
+      this.socket.end();
+      this.finish(null);
+    }
+  }
+}
+
+// Like open(), on a RawSocket: resolves with { ws, welcome, ms } at the welcome frame.
+function openRaw(url, onMessage, onClose) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    let welcomed = false;
+    const timer = setTimeout(() => {
+      raw.terminate();
+      reject(new Error('timeout'));
+    }, (cfg.connect_timeout_s || 15) * 1000);
+    const raw = new RawSocket(url, (payload) => {
+      if (welcomed) {
+        onMessage(payload);
+        return;
+      }
+      let welcome;
+      try {
+        welcome = JSON.parse(payload.toString());
+      } catch (err) {
+        welcome = {};
+      }
+      if (Array.isArray(welcome)) welcome = welcome[0] || {};
+      clearTimeout(timer);
+      if (welcome.type !== 'welcome') {
+        raw.terminate();
+        reject(new Error(`first_frame_${welcome.type}${welcome.code ? '_' + welcome.code : ''}`));
+        return;
+      }
+      welcomed = true;
+      resolve({ ws: raw, welcome, ms: performance.now() - t0 });
+    }, (code) => {
+      if (welcomed) {
+        if (onClose) onClose(code);
+        return;
+      }
+      clearTimeout(timer);
+      reject(new Error(`close_${code}`));
+    });
+    raw.onUpgradeFailed = (reason) => {
+      clearTimeout(timer);
+      reject(new Error(String(reason)));
+    };
+  });
+}
+
 // Opens every URL with `concurrency` handshakes in flight; reports progress.
-async function openAll(urls, makeHandlers, label) {
+async function openAll(urls, makeHandlers, label, opener = open) {
   const conns = new Array(urls.length);
   const failures = {};
   let next = 0;
@@ -182,7 +366,7 @@ async function openAll(urls, makeHandlers, label) {
       const index = next++;
       const { onMessage, onClose } = makeHandlers(index);
       try {
-        conns[index] = await open(urls[index], onMessage, onClose);
+        conns[index] = await opener(urls[index], onMessage, onClose);
         done++;
       } catch (err) {
         bump(failures, err.message);
@@ -265,7 +449,7 @@ async function fanout() {
       alive--;
       bump(closes, code);
     },
-  }), 'connect');
+  }), 'connect', cfg.raw === false ? open : openRaw);
   alive = subs.conns.length;
   let pub;
   try {
@@ -555,7 +739,7 @@ async function durable() {
     while (w.inFlight.size < pipeline) {
       if (target && acks + inFlightTotal() >= target) return;
       const i = w.counter++;
-      const ref = `w${w.index}-${i}`;
+      const ref = `${RUN_ID}-w${w.index}-${i}`;
       let frame;
       let create = true;
       if (w.ids.length > 0 && Math.random() < updateRatio) {
@@ -639,7 +823,7 @@ async function replay() {
   emit({ kind: 'phase', name: 'replay', state: 'start' });
   let conn;
   try {
-    conn = await open(url, (data) => {
+    conn = await (cfg.raw === false ? open : openRaw)(url, (data) => {
       received += countMarks(data, EVENT_MARK);
       if (expected !== null && doneAt === null && received >= expected) doneAt = performance.now();
     }, (code) => {

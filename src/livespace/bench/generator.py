@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livespace.bench.procs import CpuMark, rss_kb
+from livespace.bench.procs import CpuMark, busy_seconds, rss_kb
 from livespace.bench.servers import GENERATOR_CORE, Server, pin_prefix, repo_root
 
 SATURATED_PCT = 90.0
@@ -69,6 +70,7 @@ class PhaseUsage:
 
     server_cpu_pct: float
     generator_cpu_pct: float
+    other_cpu_pct: float
     server_rss_kb: int
     seconds: float
 
@@ -77,6 +79,7 @@ class PhaseUsage:
             "server_cpu_pct": round(self.server_cpu_pct, 1),
             "generator_cpu_pct": round(self.generator_cpu_pct, 1),
             "generator_saturated": self.generator_cpu_pct > SATURATED_PCT,
+            "other_cpu_pct": round(self.other_cpu_pct, 1),
             "server_rss_kb": self.server_rss_kb,
             "seconds": round(self.seconds, 3),
         }
@@ -90,7 +93,8 @@ class GeneratorRun:
     process: asyncio.subprocess.Process
     server: Server
     phases: dict[str, PhaseUsage] = field(default_factory=dict)
-    _open: dict[str, tuple[CpuMark, CpuMark]] = field(default_factory=dict)
+    _open: dict[str, tuple[CpuMark, CpuMark, CpuMark, float]] = field(default_factory=dict)
+    # (server, generator, this process, busy seconds of the whole machine) at a phase start
     _last: tuple[CpuMark, CpuMark] | None = None
 
     @property
@@ -108,18 +112,26 @@ class GeneratorRun:
         return before[0].percent_until(now[0]), before[1].percent_until(now[1])
 
     def phase(self, name: str, state: str) -> None:
+        server, generator = self.marks()
+        me, busy = CpuMark.take(os.getpid()), busy_seconds()
         if state == "start":
-            self._open[name] = self.marks()
+            self._open[name] = (server, generator, me, busy)
             return
         started = self._open.pop(name, None)
         if started is None:
             return
-        ended = self.marks()
+        server0, generator0, me0, busy0 = started
+        seconds = server.wall - server0.wall
+        server_pct = server0.percent_until(server)
+        generator_pct = generator0.percent_until(generator)
+        ours = server_pct + generator_pct + me0.percent_until(me)
+        machine = 100.0 * (busy - busy0) / seconds if seconds > 0 else 0.0
         self.phases[name] = PhaseUsage(
-            server_cpu_pct=started[0].percent_until(ended[0]),
-            generator_cpu_pct=started[1].percent_until(ended[1]),
+            server_cpu_pct=server_pct,
+            generator_cpu_pct=generator_pct,
+            other_cpu_pct=max(0.0, machine - ours),
             server_rss_kb=rss_kb(self.server.pid),
-            seconds=ended[0].wall - started[0].wall,
+            seconds=seconds,
         )
 
     async def stop(self) -> None:

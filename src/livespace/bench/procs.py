@@ -37,6 +37,18 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def busy_seconds() -> float:
+    """CPU seconds all cores together have spent not idle since boot (from /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    values = [int(v) for v in fields]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    guest = sum(values[8:10]) if len(values) > 9 else 0  # already counted in user/nice
+    return (sum(values) - idle - guest) / CLOCK_TICKS
+
+
 @dataclass
 class CpuMark:
     """A point in time and the CPU seconds a process had used by then."""

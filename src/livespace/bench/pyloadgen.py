@@ -408,6 +408,8 @@ async def durable(gen: Generator) -> None:
     writers = [Writer(i) for i in range(len(cfg["targets"]))]
     stopping = [False]
     reached = asyncio.Event()
+    # Refs must differ between runs: a ref seen before is an idempotent retry, not a write.
+    run_id = f"{random.getrandbits(32):08x}"
 
     def handler(index: int) -> Handler:
         writer = writers[index]
@@ -452,7 +454,7 @@ async def durable(gen: Generator) -> None:
                 continue
             i = writer.counter
             writer.counter += 1
-            ref = f"w{writer.index}-{i}"
+            ref = f"{run_id}-w{writer.index}-{i}"
             create = not (writer.ids and random.random() < update_ratio)
             if create:
                 frame = {"type": "contact_created", "ref": ref, "data": {

@@ -18,6 +18,8 @@ from livespace.bench.servers import Server, run_server
 from livespace.bench.workspaces import Workspace, create_contacts, create_workspace
 
 Record = dict[str, Any]
+MIN_PHASE_S = 0.5
+BUSY_PCT = 15.0  # CPU% of other processes during a measured window that makes it suspect
 
 
 @dataclass
@@ -95,6 +97,13 @@ class Bench:
             self.options.generator, server, config, pin=self.options.pin, on_event=on_event
         )
         for name, usage in run.phases.items():
+            if usage.seconds < MIN_PHASE_S:
+                continue  # too short for CPU figures to mean anything (10 ms ticks)
+            if usage.other_cpu_pct > BUSY_PCT:
+                self.warn(
+                    f"{label}: other processes used {usage.other_cpu_pct:.0f}% of a core "
+                    f"during '{name}': the machine was not quiet, figures are pessimistic"
+                )
             if usage.generator_cpu_pct > SATURATED_PCT:
                 self.warn(
                     f"{label}: the {self.options.generator} generator used "
@@ -336,7 +345,7 @@ async def replay(bench: Bench, database: str) -> Record:
                         "pipeline": 64, "update_ratio": 0, "target_events": missing,
                         "timeout_s": 900,
                     })
-                    head = max(head + int(fill["acks"]), int(fill.get("max_seq") or 0))
+                    head = int(fill.get("max_seq") or head + int(fill["acks"]))
                 bench.say(f"{label}: head seq {head:,} after "
                           f"{time.monotonic() - started:.1f} s")
             result, run = await bench.generate(server, label, {
