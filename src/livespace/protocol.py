@@ -265,7 +265,7 @@ def check_json_value(value: Any, name: str, depth: int = 0) -> None:
         raise invalid(name, f"nested deeper than {MAX_DEPTH}")
     if isinstance(value, dict):
         for key, item in value.items():
-            check_json_value(item, f"{name}.{key}", depth + 1)
+            check_json_value(item, f"{name}.{key}" if name else key, depth + 1)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             check_json_value(item, f"{name}[{i}]", depth + 1)
@@ -487,7 +487,7 @@ def parse_object(obj: Any) -> Frame:
     if not isinstance(data, dict):
         raise FrameError(Problem(Error.INVALID_MESSAGE, "data must be an object"), ref)
     try:
-        check_json_value(data, "data")
+        check_json_value(data, "")  # field names in details are relative to data
         return Frame(msg_type, ref, validate(msg_type, data))
     except Problem as problem:
         raise FrameError(problem, ref) from None
