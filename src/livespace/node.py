@@ -23,6 +23,11 @@ from livespace.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
+#: With a broker that can lose messages (Redis pub/sub), how often each room's head is
+#: compared with the store's: bounds how late an event lost by the broker, and followed
+#: by no other, reaches this node's clients. One indexed read per local room.
+HEAD_CHECK_S = 1.5
+
 
 def iso_ago(seconds: float) -> str:
     when = datetime.now(UTC) - timedelta(seconds=seconds)
@@ -60,14 +65,16 @@ class Node:
         else:
             presence = MemoryPresence(settings.presence_ttl_s)
         node = cls(settings, store, broker, presence)
-        if hasattr(broker, "on_reconnect"):
-            # events published while the broker was cut off come from the store
-            broker.on_reconnect = lambda: node.spawn(node.hub.catch_up())
         node._loops = [
             node._every(settings.session_flush_s, node.flush_sessions),
             node._every(settings.cleanup_interval_s, node.cleanup),
             node._every(max(settings.presence_ttl_s / 3, 0.5), node.keep_presence),
         ]
+        if hasattr(broker, "on_reconnect"):
+            # events published while the broker was cut off come from the store
+            broker.on_reconnect = lambda: node.spawn(node.hub.catch_up())
+            # and so does a lost event that no later one reveals as a gap
+            node._loops.append(node._every(HEAD_CHECK_S, node.hub.catch_up))
         return node
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
