@@ -71,6 +71,7 @@ class Settings:
     max_connections_per_workspace: int = 10_000
     send_queue_bytes: int = 4 * 1024 * 1024  # pending outbound data per connection
     send_queue_frames: int = 10_000
+    close_grace_s: float = 10.0  # a closing connection's time to flush before it is cut
     heartbeat_s: float = 25.0
     typing_timeout_s: float = 5.0
     retention_days: int = 30
@@ -106,6 +107,7 @@ class Settings:
             ),
             send_queue_bytes=_int(env, "LIVESPACE_SEND_QUEUE_BYTES", 4 * 1024 * 1024, 65536),
             send_queue_frames=_int(env, "LIVESPACE_SEND_QUEUE_FRAMES", 10_000, 16),
+            close_grace_s=_float(env, "LIVESPACE_CLOSE_GRACE_S", 10.0, 0.1),
             heartbeat_s=_float(env, "LIVESPACE_HEARTBEAT_S", 25.0, 0.5),
             typing_timeout_s=_float(env, "LIVESPACE_TYPING_TIMEOUT_S", 5.0, 0.1),
             retention_days=_int(env, "LIVESPACE_RETENTION_DAYS", 30, 1),

@@ -29,7 +29,8 @@ from livespace.wire import RawSocket, text_frame
 
 log = logging.getLogger(__name__)
 
-#: How long a closing connection may take to flush what is pending before it is cut.
+#: How long a closing connection may take to flush what is pending before it is cut
+#: (``LIVESPACE_CLOSE_GRACE_S``): a peer that stops reading cannot hold memory longer.
 CLOSE_GRACE_S = 10.0
 
 
@@ -78,6 +79,7 @@ class Connection:
         max_frames: int = 10_000,
         raw: RawSocket | None = None,
         flusher: Flusher | None = None,
+        close_grace_s: float = CLOSE_GRACE_S,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.workspace_id = workspace_id
@@ -91,6 +93,7 @@ class Connection:
         self._marked = False
         self.live = False  # False while a replay is being sent: live events wait in backlog
         self.backlog: list[tuple[int, bytes]] = []
+        self._backlog_bytes = 0
         self.last_seq = 0  # highest durable seq pushed to this connection
         self.first_seq = 0  # lowest durable seq pushed (for delivery-rate accounting)
         self.acked_seq = 0
@@ -111,6 +114,8 @@ class Connection:
         self._room.set()
         self._writer: asyncio.Task[None] | None = None
         self._close_reason = ""
+        self._close_grace_s = close_grace_s
+        self._cut_timer: asyncio.TimerHandle | None = None
 
     @property
     def user_id(self) -> str:
@@ -151,9 +156,17 @@ class Connection:
 
     def push_event(self, seq: int, payload: bytes, framed: bytes | None = None) -> None:
         """A durable event of the workspace, in seq order; duplicates are ignored."""
+        if self.close_code is not None:
+            return
         if not self.live:
+            # the backlog is bounded like the outbox: past it, 4009 (resume with since)
+            if not self.backlog:
+                self._backlog_bytes = 0
             self.backlog.append((seq, payload))
-            if len(self.backlog) > self.outbox.max_frames:
+            self._backlog_bytes += len(payload)
+            if (len(self.backlog) > self.outbox.max_frames
+                    or self._backlog_bytes > self.outbox.max_bytes):
+                log.info("connection %s too slow during its replay: closing with 4009", self.id)
                 self.close(Close.TOO_SLOW, "too slow: reconnect with since")
             return
         if seq <= self.last_seq:
@@ -169,18 +182,29 @@ class Connection:
         await self._room.wait()
 
     def close(self, code: int, reason: str = "") -> None:
-        """Close after what is pending is written; cut it if that takes too long."""
+        """Close after what is pending is written (the close frame queued behind it); cut
+        the connection if that takes longer than the close grace."""
         if self.close_code is not None:
             return
         self.close_code = code
         self.session.close_code = code
         self._close_reason = reason
+        self.backlog.clear()
         self._wake.set()
-        asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self._cut)
+        self._cut_timer = asyncio.get_running_loop().call_later(self._close_grace_s, self._cut)
 
     def _cut(self) -> None:
+        """The peer did not take what was pending in time: drop it and the connection."""
+        self._cut_timer = None
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
+        self.outbox.clear()
+        if self.raw is not None:
+            # a close frame stuck behind a full kernel buffer would keep the socket (and
+            # its buffers) forever: abort, and the endpoint sees the disconnect
+            log.info("connection %s did not close within %.1f s: cut", self.id,
+                     self._close_grace_s)
+            self.raw.abort()
 
     # ---- writing ------------------------------------------------------------------------
 
@@ -254,6 +278,9 @@ class Connection:
         """Stop the writer (the socket is gone)."""
         if self.close_code is None:
             self.close_code = Close.GOING_AWAY
+        if self._cut_timer is not None:
+            self._cut_timer.cancel()
+            self._cut_timer = None
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -71,3 +71,38 @@ class KeyedBuckets:
         idle = [k for k, b in self._buckets.items() if now - b.stamp > 60.0]
         for key in idle or list(self._buckets)[: self.max_keys // 10]:
             del self._buckets[key]
+
+
+class Admission:
+    """Open connections per user and per workspace, capped.
+
+    A connection is counted from the moment it is admitted, before its handshake awaits
+    anything, until it ends: handshakes racing each other cannot overshoot a cap.
+    """
+
+    __slots__ = ("_users", "_workspaces", "per_user", "per_workspace")
+
+    def __init__(self, per_user: int, per_workspace: int) -> None:
+        self.per_user = per_user
+        self.per_workspace = per_workspace
+        self._users: dict[str, int] = {}
+        self._workspaces: dict[str, int] = {}
+
+    def admit(self, user_id: str, workspace_id: str) -> str | None:
+        """Count one more connection; None when admitted, else why it was refused."""
+        users, workspaces = self._users, self._workspaces
+        if users.get(user_id, 0) >= self.per_user:
+            return "too many connections for this user"
+        if workspaces.get(workspace_id, 0) >= self.per_workspace:
+            return "too many connections for this workspace"
+        users[user_id] = users.get(user_id, 0) + 1
+        workspaces[workspace_id] = workspaces.get(workspace_id, 0) + 1
+        return None
+
+    def release(self, user_id: str, workspace_id: str) -> None:
+        for counts, key in ((self._users, user_id), (self._workspaces, workspace_id)):
+            left = counts.get(key, 0) - 1
+            if left > 0:
+                counts[key] = left
+            else:
+                counts.pop(key, None)

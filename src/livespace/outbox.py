@@ -19,29 +19,34 @@ class Push(Enum):
 
 
 class Outbox:
-    __slots__ = ("_frames", "bytes", "dropped", "max_bytes", "max_frames")
+    __slots__ = ("_frames", "bytes", "dropped", "ephemeral", "ephemeral_bytes", "max_bytes",
+                 "max_frames")
 
     def __init__(self, max_bytes: int, max_frames: int) -> None:
         self._frames: deque[tuple[bytes, bool]] = deque()
         self.max_bytes = max_bytes
         self.max_frames = max_frames
         self.bytes = 0
-        self.dropped = 0
+        self.dropped = 0  # ephemeral frames dropped so far
+        self.ephemeral = 0  # ephemeral frames queued, and their bytes
+        self.ephemeral_bytes = 0
 
     def __len__(self) -> int:
         return len(self._frames)
 
-    def push(self, text: bytes, durable: bool) -> Push:
-        size = len(text)
+    def push(self, payload: bytes, durable: bool) -> Push:
+        size = len(payload)
         if self._fits(size):
-            self._append(text, durable, size)
+            self._append(payload, durable, size)
             return Push.QUEUED
         if not durable:
             self.dropped += 1
             return Push.DROPPED
-        self._drop_ephemeral(size)
-        if self._fits(size):
-            self._append(text, durable, size)
+        # would dropping every queued ephemeral frame make room? if not, do not bother
+        if (len(self._frames) - self.ephemeral < self.max_frames
+                and self.bytes - self.ephemeral_bytes + size <= self.max_bytes):
+            self._drop_ephemeral(size)
+            self._append(payload, durable, size)
             return Push.QUEUED
         return Push.OVERFLOW
 
@@ -51,32 +56,42 @@ class Outbox:
         taken = 0
         frames = self._frames
         while frames and (not out or taken + len(frames[0][0]) <= max_bytes):
-            text, _ = frames.popleft()
-            taken += len(text)
-            out.append(text)
+            payload, durable = frames.popleft()
+            size = len(payload)
+            taken += size
+            if not durable:
+                self.ephemeral -= 1
+                self.ephemeral_bytes -= size
+            out.append(payload)
         self.bytes -= taken
         return out
 
     def clear(self) -> None:
         self._frames.clear()
-        self.bytes = 0
+        self.bytes = self.ephemeral = self.ephemeral_bytes = 0
 
     def _fits(self, size: int) -> bool:
         return len(self._frames) < self.max_frames and self.bytes + size <= self.max_bytes
 
-    def _append(self, text: bytes, durable: bool, size: int) -> None:
-        self._frames.append((text, durable))
+    def _append(self, payload: bytes, durable: bool, size: int) -> None:
+        self._frames.append((payload, durable))
         self.bytes += size
+        if not durable:
+            self.ephemeral += 1
+            self.ephemeral_bytes += size
 
     def _drop_ephemeral(self, needed: int) -> None:
         """Drop queued ephemeral frames, oldest first, until ``needed`` more bytes fit."""
         count = len(self._frames)
         kept: deque[tuple[bytes, bool]] = deque()
-        for text, durable in self._frames:
+        for payload, durable in self._frames:
             if not durable and (count >= self.max_frames or self.bytes + needed > self.max_bytes):
-                self.bytes -= len(text)
+                size = len(payload)
+                self.bytes -= size
+                self.ephemeral -= 1
+                self.ephemeral_bytes -= size
                 self.dropped += 1
                 count -= 1
                 continue
-            kept.append((text, durable))
+            kept.append((payload, durable))
         self._frames = kept

@@ -122,22 +122,31 @@ class Session:
 
     # ---- frames -------------------------------------------------------------------------
 
-    async def handle(self, raw: str | bytes) -> None:
+    async def handle(self, raw: str | bytes, *, binary: bool = False) -> None:
+        """One WebSocket message: each frame in it is rate limited, then handled in order.
+
+        Every frame (a batch's included, an invalid one too) takes a token from the
+        connection's bucket and the user's; a frame over the limit is answered with
+        ``rate_limited`` and ``retry_after`` and not processed. Sustained refusals close
+        the connection with 4008.
+        """
         conn = self.conn
         conn.session.messages_in += 1
         conn.dirty = True
-        now = time.monotonic()
-        wait = self.bucket.take(now)
-        if not wait:
-            wait = self.node.user_limits.take(conn.user_id, now)
-        if wait:
-            if self.abuse.refuse(now):
-                conn.close(Close.POLICY, "rate limit abused")
-                return
-            conn.send(p.error_frame(Problem(
-                Error.RATE_LIMITED, "too many messages", retry_after=round(wait, 3))))
-            return
-        for item in p.parse(raw, batch=conn.batch):
+        items: list[p.Frame | FrameError]
+        if binary:
+            items = [FrameError(Problem(Error.INVALID_MESSAGE, "send UTF-8 JSON text frames"))]
+        else:
+            items = p.parse(raw, batch=conn.batch)
+        for item in items:
+            if conn.close_code is not None:
+                return  # closing: the rest is not processed
+            wait = self._admit()
+            if wait:
+                conn.send(p.error_frame(Problem(
+                    Error.RATE_LIMITED, "too many messages: retry later",
+                    retry_after=round(wait, 3)), item.ref))
+                continue
             if isinstance(item, FrameError):
                 conn.send(p.error_frame(item, item.ref))
                 continue
@@ -148,6 +157,19 @@ class Session:
             except Exception:
                 log.exception("frame %s failed on connection %s", item.type, conn.id)
                 conn.send(p.error_frame(Problem(Error.INTERNAL, "internal error"), item.ref))
+
+    def _admit(self) -> float:
+        """0.0 when a frame may be handled now, else the seconds to wait; closes with 4008
+        when the refusals are sustained."""
+        now = time.monotonic()
+        wait = self.bucket.take(now)
+        if not wait:
+            wait = self.node.user_limits.take(self.conn.user_id, now)
+        if wait and self.abuse.refuse(now):
+            log.info("connection %s of user %s abused the rate limit: closing with 4008",
+                     self.conn.id, self.conn.user_id)
+            self.conn.close(Close.POLICY, "rate limit abused")
+        return wait
 
     async def _dispatch(self, frame: p.Frame) -> None:
         body, conn, node = frame.body, self.conn, self.node
@@ -214,7 +236,7 @@ class Session:
         try:
             principal = await self.node.verifier.verify(token)
         except AuthError as err:
-            raise Problem(Error.UNAUTHORIZED, f"refresh refused: {err}") from None
+            raise p.invalid("token", f"refresh refused: {err}") from None
         if principal.user_id != conn.user_id:
             raise Problem(Error.FORBIDDEN, "a refresh token must be for the same user")
         conn.principal = principal

@@ -73,6 +73,12 @@ class RawSocket:
     def write(self, data: bytes) -> None:
         self._proto.transport.write(data)
 
+    def abort(self) -> None:
+        """Drop the TCP connection now, discarding what the peer has not taken."""
+        transport = self._proto.transport
+        if transport is not None and not self._proto.disconnected:
+            transport.abort()
+
     async def drained(self) -> None:
         """Wait until the transport accepts data again (or the socket is gone)."""
         await self._proto.writable.wait()

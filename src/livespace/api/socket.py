@@ -2,26 +2,40 @@
 
 Refusals after the upgrade complete the handshake and close at once, before any data
 frame, with the documented code; a disallowed browser Origin is refused with HTTP 403
-before the upgrade (the cross-site WebSocket hijacking defence).
+before the upgrade (the cross-site WebSocket hijacking defence). Every admission,
+refusal and close is one line on the ``livespace.audit`` logger (never the token).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from livespace.auth import AuthError, token_from, wants_subprotocol
-from livespace.codes import Close, Error, Problem
+from livespace.auth import AuthError, Principal, token_from, wants_subprotocol
+from livespace.codes import Close, Problem
 from livespace.connection import Connection
+from livespace.limits import Admission
 from livespace.node import Node
-from livespace.protocol import error_frame
 from livespace.session import Session
 from livespace.wire import RawSocket
 
 log = logging.getLogger(__name__)
+audit = logging.getLogger("livespace.audit")
 router = APIRouter()
+_admissions: WeakKeyDictionary[Node, Admission] = WeakKeyDictionary()
+
+
+def _admission(node: Node) -> Admission:
+    admission = _admissions.get(node)
+    if admission is None:
+        settings = node.settings
+        admission = _admissions[node] = Admission(settings.max_connections_per_user,
+                                                  settings.max_connections_per_workspace)
+    return admission
 
 
 class SocketTransport:
@@ -59,7 +73,12 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
         return
     subprotocol = wants_subprotocol(headers)
 
+    client = websocket.client.host if websocket.client else "-"
+    user_id = "-"
+
     async def refuse(code: int, reason: str) -> None:
+        audit.info("socket refused user=%s workspace=%.64r client=%s code=%d reason=%r",
+                   user_id, workspace_id, client, code, reason)
         await websocket.accept(subprotocol=subprotocol)
         await websocket.close(code, reason)
 
@@ -75,19 +94,30 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
     except AuthError as err:
         await refuse(Close.UNAUTHORIZED, f"unauthorized: {err}"[:120])
         return
+    user_id = principal.user_id
+    if node.http_limits.take(user_id, time.monotonic()):
+        # a handshake is an HTTP request: reconnect storms share the per-user HTTP limit
+        await refuse(Close.POLICY, "too many connection attempts")
+        return
     try:
-        role = await node.service.role(workspace_id, principal.user_id)
+        role = await node.service.role(workspace_id, user_id)
     except Problem:
         await refuse(Close.FORBIDDEN, "forbidden")
         return
-    if node.hub.count_user(principal.user_id) >= settings.max_connections_per_user:
-        await refuse(Close.POLICY, "too many connections for this user")
+    admission = _admission(node)
+    refused = admission.admit(user_id, workspace_id)
+    if refused is not None:
+        await refuse(Close.POLICY, refused)
         return
-    room = node.hub.rooms.get(workspace_id)
-    if room is not None and len(room.conns) >= settings.max_connections_per_workspace:
-        await refuse(Close.POLICY, "too many connections for this workspace")
-        return
+    try:
+        await _serve(websocket, node, principal, workspace_id, role, subprotocol, client)
+    finally:
+        admission.release(user_id, workspace_id)
 
+
+async def _serve(websocket: WebSocket, node: Node, principal: Principal, workspace_id: str,
+                 role: str, subprotocol: str | None, client: str) -> None:
+    settings = node.settings
     await websocket.accept(subprotocol=subprotocol)
     conn = Connection(
         workspace_id=workspace_id,
@@ -100,11 +130,15 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
         max_frames=settings.send_queue_frames,
         raw=RawSocket.of(websocket.scope),
         flusher=node.hub.flusher,
+        close_grace_s=settings.close_grace_s,
     )
     session = Session(node, conn)
+    audit.info("socket opened conn=%s user=%s workspace=%s role=%s client=%s", conn.id,
+               principal.user_id, workspace_id, role, client)
     try:
         await node.save_session(conn)
         await session.open(_since(websocket.query_params.get("since")))
+        await _recheck_membership(node, conn)
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -114,13 +148,29 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
                 continue  # closing: what still arrives is not processed
             text = message.get("text")
             if text is None:
-                problem = Problem(Error.INVALID_MESSAGE, "send UTF-8 JSON text frames")
-                conn.send(error_frame(problem))
-                continue
-            await session.handle(text)
+                await session.handle(message.get("bytes") or b"", binary=True)
+            else:
+                await session.handle(text)
     except WebSocketDisconnect as exc:
         conn.session.close_code = conn.session.close_code or exc.code
     except Exception:
         log.exception("connection %s failed", conn.id)
     finally:
         await session.close()
+        s = conn.session
+        audit.info("socket closed conn=%s user=%s workspace=%s code=%s in=%d out=%d "
+                   "seconds=%.1f", conn.id, principal.user_id, workspace_id, s.close_code,
+                   s.messages_in, s.messages_out, time.monotonic() - conn.opened)
+
+
+async def _recheck_membership(node: Node, conn: Connection) -> None:
+    """A membership change between the admission check and joining the room reached no
+    one: look again now that revocations reach this connection."""
+    try:
+        role = await node.service.role(conn.workspace_id, conn.user_id)
+    except Problem:
+        conn.close(Close.FORBIDDEN, "membership revoked")
+        return
+    if role != conn.role:
+        conn.role = role
+        conn.send({"type": "role_changed", "workspace_id": conn.workspace_id, "role": role})
