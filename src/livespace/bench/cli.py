@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how the events are written: pipelined socket frames or concurrent "
                         "POST /contacts (default %(default)s)")
     o = p.add_argument_group("output")
+    o.add_argument("--repeat", type=int, default=1,
+                   help="run the whole scenario N times; the summary shows medians "
+                        "(default %(default)s)")
     o.add_argument("--output-dir", type=Path, default=None,
                    help="where <timestamp>.json/.png go (default: bench/results)")
     o.add_argument("--no-chart", dest="chart", action="store_false", help="skip the PNG")
@@ -275,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     started_at = dt.datetime.now(dt.UTC)
     started = time.monotonic()
     steps = plan(args.scenario, bench, explicit_servers=args.servers is not None)
+    steps = [(f"{name} (run {i + 1})" if args.repeat > 1 else name, step)
+             for i in range(max(1, args.repeat)) for name, step in steps]
     bench.say(f"livespace bench {args.scenario}: {len(steps)} run(s) with the {generator} "
               f"generator")
     errors = asyncio.run(run_steps(bench, steps))

@@ -4,6 +4,7 @@ table on the terminal, the JSON result file and a PNG chart."""
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,24 @@ def _label(record: Record) -> str:
     return f"{label} batch=1" if record.get("batch") else label
 
 
+def _median(values: list[Any]) -> Any:
+    """The median of numbers (recursively for dicts); the last value of anything else."""
+    if all(isinstance(v, dict) for v in values):
+        keys = list(dict.fromkeys(k for v in values for k in v))
+        return {k: _median([v[k] for v in values if k in v]) for k in keys}
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) != len(values) or not numbers:
+        return values[-1] if values else None
+    return statistics.median(numbers)
+
+
 def summarise(records: list[Record]) -> Summary:
-    """The headline figures of each run, keyed by scenario, then by server label."""
-    out: Summary = {}
+    """The headline figures of each run, keyed by scenario, then by server label.
+
+    With ``--repeat`` a run appears several times: each figure is then the median of the
+    repeats (and ``runs`` says how many there were).
+    """
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in records:
         scenario, label = record["scenario"], _label(record)
         result = record.get("result") or {}
@@ -39,6 +55,8 @@ def summarise(records: list[Record]) -> Summary:
                 "delivered_pct": opened.get("delivered_pct"),
                 "open_server_cpu_pct": opened.get("server_cpu_pct"),
                 "open_generator_cpu_pct": opened.get("generator_cpu_pct"),
+                "closed_other_cpu_pct": closed.get("other_cpu_pct"),
+                "open_other_cpu_pct": opened.get("other_cpu_pct"),
                 "server_rss_kb": opened.get("server_rss_kb") or closed.get("server_rss_kb"),
             }
         elif scenario == "idle":
@@ -54,6 +72,7 @@ def summarise(records: list[Record]) -> Summary:
                 "p99_ms": (result.get("latency") or {}).get("p99_ms"),
                 "server_cpu_pct": result.get("server_cpu_pct"),
                 "generator_cpu_pct": result.get("generator_cpu_pct"),
+                "other_cpu_pct": result.get("other_cpu_pct"),
             }
         elif scenario == "durable":
             lat = result.get("latency") or {}
@@ -62,6 +81,8 @@ def summarise(records: list[Record]) -> Summary:
                 "p50_ms": lat.get("p50_ms"),
                 "p99_ms": lat.get("p99_ms"),
                 "server_cpu_pct": result.get("server_cpu_pct"),
+                "generator_cpu_pct": result.get("generator_cpu_pct"),
+                "other_cpu_pct": result.get("other_cpu_pct"),
                 "errors": result.get("errors"),
             }
         elif scenario == "replay":
@@ -76,7 +97,13 @@ def summarise(records: list[Record]) -> Summary:
             }
         else:
             continue
-        out.setdefault(scenario, {})[label] = row
+        rows.setdefault((scenario, label), []).append(row)
+    out: Summary = {}
+    for (scenario, label), repeats in rows.items():
+        merged = _median(repeats)
+        if scenario != "replay":
+            merged["runs"] = len(repeats)
+        out.setdefault(scenario, {})[label] = merged
     return out
 
 
@@ -181,47 +208,62 @@ def _fmt(value: Any, digits: int = 0, suffix: str = "") -> str:
     return f"{value:,.{digits}f}{suffix}"
 
 
+def _grid(title: str, headers: list[str], rows: list[list[str]]) -> list[str]:
+    """A text table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = "  ".join(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
+        return f"  {first}  {rest}"
+
+    return ["", title, line(headers), *(line(r) for r in rows)]
+
+
+def _pair(a: Any, b: Any) -> str:
+    return f"{_fmt(a, 0, '%')}/{_fmt(b, 0, '%')}"
+
+
 def table(summary: Summary, ratio_table: dict[str, dict[str, float | None]],
           goals: list[Record]) -> str:
-    """The results as plain text for the terminal."""
+    """The results as plain text for the terminal (CPU: % of one core, closed/open loop)."""
     lines: list[str] = []
     if fan := summary.get("fanout"):
-        lines += ["", "fan-out   deliveries/s   open-loop rate   p50 ms   p99 ms   max ms  "
-                  " delivered   server CPU (closed/open)   generator CPU (closed/open)"]
-        for label, r in fan.items():
-            lines.append(
-                f"  {label:<28} {_fmt(r['deliveries_per_s']):>12} {_fmt(r['open_rate']):>12} "
-                f"{_fmt(r['p50_ms'], 1):>8} {_fmt(r['p99_ms'], 1):>8} {_fmt(r['max_ms'], 1):>8} "
-                f"{_fmt(r['delivered_pct'], 2, '%'):>10}   "
-                f"{_fmt(r['closed_server_cpu_pct'], 0, '%'):>5} / "
-                f"{_fmt(r['open_server_cpu_pct'], 0, '%'):<5}          "
-                f"{_fmt(r['closed_generator_cpu_pct'], 0, '%'):>5} / "
-                f"{_fmt(r['open_generator_cpu_pct'], 0, '%'):<5}")
+        lines += _grid("fan-out", [
+            "server", "deliveries/s", "open rate/s", "p50 ms", "p99 ms", "max ms", "delivered",
+            "server CPU", "generator CPU", "other CPU"], [[
+                label, _fmt(r["deliveries_per_s"]), _fmt(r["open_rate"]), _fmt(r["p50_ms"], 1),
+                _fmt(r["p99_ms"], 1), _fmt(r["max_ms"], 1), _fmt(r["delivered_pct"], 2, "%"),
+                _pair(r["closed_server_cpu_pct"], r["open_server_cpu_pct"]),
+                _pair(r["closed_generator_cpu_pct"], r["open_generator_cpu_pct"]),
+                _pair(r["closed_other_cpu_pct"], r["open_other_cpu_pct"]),
+            ] for label, r in fan.items()])
     if idle := summary.get("idle"):
-        lines += ["", "idle      connections   KiB/connection   RSS before -> after (MiB)"]
-        for label, r in idle.items():
-            before, after = r.get("rss_kb_before") or 0, r.get("rss_kb_after") or 0
-            lines.append(f"  {label:<28} {_fmt(r['connections']):>8} "
-                         f"{_fmt(r['kb_per_connection'], 1):>14}   "
-                         f"{before / 1024:.1f} -> {after / 1024:.1f}")
+        lines += _grid("idle", ["server", "connections", "KiB/connection", "RSS before MiB",
+                                "RSS after MiB"], [[
+            label, _fmt(r["connections"]), _fmt(r["kb_per_connection"], 1),
+            _fmt((r.get("rss_kb_before") or 0) / 1024, 1),
+            _fmt((r.get("rss_kb_after") or 0) / 1024, 1),
+        ] for label, r in idle.items()])
     if conn := summary.get("connect"):
-        lines += ["", "connect   handshakes/s   p99 ms   server CPU   generator CPU"]
-        for label, r in conn.items():
-            lines.append(f"  {label:<28} {_fmt(r['handshakes_per_s']):>8} "
-                         f"{_fmt(r['p99_ms'], 1):>8} {_fmt(r['server_cpu_pct'], 0, '%'):>10} "
-                         f"{_fmt(r['generator_cpu_pct'], 0, '%'):>12}")
+        lines += _grid("connect", ["server", "handshakes/s", "p99 ms", "server CPU",
+                                   "generator CPU", "other CPU"], [[
+            label, _fmt(r["handshakes_per_s"]), _fmt(r["p99_ms"], 1),
+            _fmt(r["server_cpu_pct"], 0, "%"), _fmt(r["generator_cpu_pct"], 0, "%"),
+            _fmt(r.get("other_cpu_pct"), 0, "%"),
+        ] for label, r in conn.items()])
     if dur := summary.get("durable"):
-        lines += ["", "durable   events/s   ack p50 ms   ack p99 ms   server CPU   errors"]
-        for label, r in dur.items():
-            lines.append(f"  {label:<28} {_fmt(r['events_per_s']):>8} {_fmt(r['p50_ms'], 1):>10} "
-                         f"{_fmt(r['p99_ms'], 1):>11} {_fmt(r['server_cpu_pct'], 0, '%'):>10}   "
-                         f"{r.get('errors') or ''}")
+        lines += _grid("durable", ["server", "events/s", "ack p50 ms", "ack p99 ms",
+                                   "server CPU", "generator CPU", "other CPU", "errors"], [[
+            label, _fmt(r["events_per_s"]), _fmt(r["p50_ms"], 1), _fmt(r["p99_ms"], 1),
+            _fmt(r["server_cpu_pct"], 0, "%"), _fmt(r.get("generator_cpu_pct"), 0, "%"),
+            _fmt(r.get("other_cpu_pct"), 0, "%"), str(r.get("errors") or ""),
+        ] for label, r in dur.items()])
     if rep := summary.get("replay"):
-        lines += ["", "replay    events   seconds   complete"]
-        for label, steps in rep.items():
-            for size, step in steps.items():
-                lines.append(f"  {label:<28} {int(size):>8,} {step['seconds']:>8.2f}   "
-                             f"{step['received']:,}/{step['expected']:,}")
+        lines += _grid("replay (since=0)", ["server", "events", "seconds", "received"], [[
+            label, f"{int(size):,}", _fmt(step["seconds"], 2),
+            f"{step['received']:,}/{step['expected']:,}",
+        ] for label, steps in rep.items() for size, step in steps.items()])
     for pair, figures in ratio_table.items():
         shown = ", ".join(f"{k} {v:.2f}x" for k, v in figures.items() if v is not None)
         lines.append(f"\n{pair}: {shown}")
