@@ -17,7 +17,7 @@ from livespace.config import Settings
 from livespace.connection import Connection
 from livespace.hub import Hub
 from livespace.limits import KeyedBuckets
-from livespace.presence import MemoryPresence, Presence
+from livespace.presence import Entry, MemoryPresence, Presence
 from livespace.service import Service
 from livespace.store import Store, open_store
 
@@ -71,9 +71,8 @@ class Node:
             node._every(max(settings.presence_ttl_s / 3, 0.5), node.keep_presence),
         ]
         if hasattr(broker, "on_reconnect"):
-            # events published while the broker was cut off come from the store
-            broker.on_reconnect = lambda: node.spawn(node.hub.catch_up())
-            # and so does a lost event that no later one reveals as a gap
+            broker.on_reconnect = node.on_broker_reconnect
+            # a lost event that no later one reveals as a gap comes from the store too
             node._loops.append(node._every(HEAD_CHECK_S, node.hub.catch_up))
         return node
 
@@ -124,12 +123,43 @@ class Node:
         }
 
     async def keep_presence(self) -> None:
-        """Keep this node's presence entries alive; announce users of dead nodes as gone."""
+        """Keep this node's presence entries alive (joining again those Redis lost or
+        expired while this node could not refresh); announce users of dead nodes as gone."""
         for room in tuple(self.hub.rooms.values()):
-            await self.presence.refresh(room.workspace_id, list(room.conns))
+            for conn_id in await self.presence.refresh(room.workspace_id, list(room.conns)):
+                conn = room.conns.get(conn_id)
+                if conn is not None:  # not closed meanwhile
+                    await self.rejoin(conn)
         for workspace_id, user in await self.presence.expire():
-            await self.hub.publish(workspace_id, {"type": "presence", "event": "leave",
-                                                  "user": user})
+            await self.hub.announce(workspace_id, "leave", user)
+
+    async def rejoin(self, conn: Connection) -> None:
+        """Restore ``conn``'s presence entry (status back to online)."""
+        principal = conn.principal
+        entry = Entry(conn.id, conn.workspace_id, principal.user_id, principal.email,
+                      principal.name, conn.role, node=self.settings.node_id)
+        joined = await self.presence.join(entry)
+        if joined is not None:  # to the user's own tabs too: they may have seen a leave
+            await self.hub.announce(conn.workspace_id, "join", joined)
+
+    # ---- broker reconnect ---------------------------------------------------------------
+
+    def on_broker_reconnect(self) -> None:
+        """Messages published while the broker was cut off are lost: events come from
+        the store, and membership changes are read again from it."""
+        self.spawn(self.hub.catch_up())
+        self.spawn(self.recheck_members())
+
+    async def recheck_members(self) -> None:
+        """Apply removals and role changes whose control messages may have been lost."""
+        for room in tuple(self.hub.rooms.values()):
+            for user_id in {conn.user_id for conn in room.conns.values()}:
+                role = await self.store.role_of(room.workspace_id, user_id)
+                if role is None:
+                    self.hub.on_control(room, {"kind": "member_removed", "user_id": user_id})
+                elif any(c.role != role for c in room.conns.values() if c.user_id == user_id):
+                    self.hub.on_control(room, {"kind": "role_changed", "user_id": user_id,
+                                               "role": role})
 
     # ---- stop ---------------------------------------------------------------------------
 

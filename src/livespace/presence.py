@@ -80,6 +80,8 @@ class Presence(Protocol):
     - Entries of a node that stops calling :meth:`refresh` expire after ``ttl_s``;
       :meth:`expire` removes them and returns (workspace_id, user dict) for each user who
       left because of it, once.
+    - :meth:`refresh` returns the given connections it holds no entry for (expired while
+      their node could not refresh, or lost with the engine's data): join them again.
     """
 
     async def join(self, entry: Entry) -> dict[str, Any] | None: ...
@@ -89,7 +91,7 @@ class Presence(Protocol):
         viewing_given: bool,
     ) -> dict[str, Any] | None: ...
     async def online(self, workspace_id: str) -> list[dict[str, Any]]: ...
-    async def refresh(self, workspace_id: str, conn_ids: list[str]) -> None: ...
+    async def refresh(self, workspace_id: str, conn_ids: list[str]) -> list[str]: ...
     async def expire(self) -> list[tuple[str, dict[str, Any]]]: ...
     async def close(self) -> None: ...
 
@@ -140,8 +142,10 @@ class MemoryPresence:
     async def online(self, workspace_id: str) -> list[dict[str, Any]]:
         return aggregate(list(self._entries.get(workspace_id, {}).values()))
 
-    async def refresh(self, workspace_id: str, conn_ids: list[str]) -> None:
-        return None  # one process: entries leave when their connection closes
+    async def refresh(self, workspace_id: str, conn_ids: list[str]) -> list[str]:
+        # one process: nothing expires, entries leave when their connection closes
+        conns = self._entries.get(workspace_id, {})
+        return [conn_id for conn_id in conn_ids if conn_id not in conns]
 
     async def expire(self) -> list[tuple[str, dict[str, Any]]]:
         return []

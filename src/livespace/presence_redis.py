@@ -93,9 +93,12 @@ class RedisPresence:
         found = await self._run("online", self._keys(workspace_id)[:2])
         return aggregate([Entry.from_json(orjson.loads(json)) for json in found])
 
-    async def refresh(self, workspace_id: str, conn_ids: list[str]) -> None:
-        if conn_ids:
-            await self._run("refresh", self._keys(workspace_id)[1:2], self.ttl_s, *conn_ids)
+    async def refresh(self, workspace_id: str, conn_ids: list[str]) -> list[str]:
+        if not conn_ids:
+            return []
+        unknown = await self._run("refresh", self._keys(workspace_id)[1:2], self.ttl_s,
+                                  *conn_ids)
+        return [_text(conn_id) for conn_id in unknown]
 
     async def expire(self) -> list[tuple[str, dict[str, Any]]]:
         workspaces = sorted(_text(w) for w in await self._client.smembers(self._workspaces_key))

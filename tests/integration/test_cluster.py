@@ -166,8 +166,8 @@ async def test_events_from_any_node_reach_every_node_in_seq_order_once(cluster: 
 # ---- 2. cluster-wide presence -------------------------------------------------------------
 
 
-async def test_presence_is_cluster_wide_and_multi_tab_across_nodes(cluster: Cluster,
-                                                                   clients: list[Client]):
+async def test_presence_is_cluster_wide_and_multi_tab_across_nodes(
+        cluster: Cluster, clients: list[Client], redis: aioredis.Redis):
     a, b = cluster.start(2)
     ws = await a.workspace("alice", "bob", "carol")
     alice = await a.connect(ws, "alice")
@@ -203,6 +203,13 @@ async def test_presence_is_cluster_wide_and_multi_tab_across_nodes(cluster: Clus
         assert (left["event"], left["user"]["id"]) == ("leave", "bob")
     for server in (a, b):
         assert await online(server, "alice", ws) == {"alice": 1, "carol": 1}
+
+    # Redis loses the entries (a restart without persistence): the nodes join them again
+    await redis.delete(f"{cluster.prefix}:presence:{ws}", f"{cluster.prefix}:presence-exp:{ws}")
+    deadline = time.monotonic() + PRESENCE_TTL_S + 1
+    while await online(b, "carol", ws) != {"alice": 1, "carol": 1}:
+        assert time.monotonic() < deadline, "presence was not restored"
+        await asyncio.sleep(0.1)
 
 
 # ---- 3. revocation on every node ----------------------------------------------------------
@@ -280,22 +287,36 @@ async def test_events_lost_while_a_subscriber_was_cut_off_are_delivered(
         assert time.monotonic() < deadline, "node B has no subscriber connection"
         await asyncio.sleep(0.05)
     (b_subscriber,) = theirs
-    ws = await a.workspace("alice", "bob")
+    ws = await a.workspace("alice", "bob", "carol")
     alice = await a.connect(ws, "alice")
     bob = await b.connect(ws, "bob")
-    clients += [alice, bob]
+    carol = await b.connect(ws, "carol")
+    clients += [alice, bob, carol]
     contact = (await alice.request("contact_created", {"name": "Ada"}))["data"]["id"]
-    for client in (alice, bob):
+    for client in (alice, bob, carol):
         assert seqs(await client.events(1)) == [1]
 
     # cut B's subscriber and write at once, inside its reconnect backoff
     await redis.client_kill_filter(_id=b_subscriber)
     for i in range(10):
         await alice.send("note_added", {"contact_id": contact, "body": f"n{i}"}, f"n{i}")
-    for client in (alice, bob):
+    for client in (alice, bob, carol):
         assert seqs(await client.events(10, timeout=LOST_EVENT_S)) == list(range(2, 12))
         await no_more(client, timeout=0.3)
     assert "subscriber connection lost" in b.logs()
+
+    # membership changes whose control messages B never got (here: never published)
+    # are read again from the store when B's subscriber reconnects
+    store = await open_store(cluster.database_url)
+    try:
+        await store.remove_member(ws, "bob")
+        await store.set_member(ws, "carol", "viewer")
+    finally:
+        await store.close()
+    (b_subscriber,) = await subscribers(redis, cluster.prefix) - before
+    await redis.client_kill_filter(_id=b_subscriber)
+    assert await bob.closed(timeout=3) == 4003
+    assert (await carol.next("role_changed", timeout=3))["role"] == "viewer"
 
 
 async def test_last_event_lost_by_the_broker_arrives_without_a_later_one(

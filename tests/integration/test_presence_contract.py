@@ -199,3 +199,16 @@ async def test_rejoin_after_expiry_is_announced(make_presence: MakePresence) -> 
     assert await presence.join(entry("c2")) is not None
     assert await presence.expire() == []  # the user is back: no leave for the old tab
     assert [u["connections"] for u in await presence.online("ws1")] == [1]
+
+
+async def test_refresh_reports_connections_it_holds_no_entry_for(
+    make_presence: MakePresence,
+) -> None:
+    presence = await make_presence()
+    await presence.join(entry("c1"))
+    await presence.join(entry("c2"))
+    await presence.leave("ws1", "c2")
+    assert await presence.refresh("ws1", ["c1", "c2", "c3"]) == ["c2", "c3"]
+    assert await presence.refresh("ws1", []) == []
+    assert await presence.join(entry("c2")) is None  # joined again: c1 still holds u1
+    assert await presence.refresh("ws1", ["c1", "c2"]) == []
