@@ -25,9 +25,33 @@ from livespace.wire import text_frame
 
 log = logging.getLogger(__name__)
 
+#: Rooms with at least this many local connections get presence changes coalesced
+#: (``presence`` ``diff`` frames, every PRESENCE_WINDOW_S) instead of one frame per
+#: change: 1,000 users joining cost ~10 frames per connection, not 1,000.
+PRESENCE_COALESCE_AT = 100
+PRESENCE_WINDOW_S = 0.1
 #: How long an out-of-order event waits for the ones before it before the store is asked.
 GAP_WAIT_S = 0.25
 REPLAY_PAGE = 1000
+
+
+def presence_diff(batch: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Several presence changes as one frame: each user once, in their final state.
+
+    A user who left last is in ``leaves``; one who joined (and maybe changed since) in
+    ``joins`` with their latest state; the rest in ``updates``.
+    """
+    final: dict[str, tuple[str, dict[str, Any]]] = {}
+    for event, user in batch:
+        before = final.get(user["id"])
+        if event == "update" and before is not None and before[0] == "join":
+            event = "join"
+        final[user["id"]] = (event, user)
+    diff: dict[str, Any] = {"type": "presence", "event": "diff",
+                            "joins": [], "leaves": [], "updates": []}
+    for event, user in final.values():
+        diff[{"join": "joins", "leave": "leaves"}.get(event, "updates")].append(user)
+    return diff
 
 
 class Room:
@@ -41,6 +65,7 @@ class Room:
         self.early: dict[int, bytes] = {}
         self.store_head = 0  # the highest seq the store was seen to hold
         self.subscription: Subscription | None = None
+        self.presence_batch: list[tuple[str, dict[str, Any]]] = []
         self.ready = asyncio.Event()
         self._gap_task: asyncio.Task[None] | None = None
 
@@ -150,6 +175,8 @@ class Hub:
         self.broker = broker
         self.rooms: dict[str, Room] = {}
         self.flusher = Flusher()
+        self._per_user: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._opening: dict[str, asyncio.Task[Room]] = {}
 
     @property
@@ -161,9 +188,8 @@ class Hub:
         return len({c.user_id for c in room.conns.values()}) if room else 0
 
     def count_user(self, user_id: str) -> int:
-        return sum(
-            1 for room in self.rooms.values() for c in room.conns.values() if c.user_id == user_id
-        )
+        """Open connections of ``user_id`` on this node (kept as a count: O(1) per connect)."""
+        return self._per_user.get(user_id, 0)
 
     async def room(self, workspace_id: str) -> Room:
         room = self.rooms.get(workspace_id)
@@ -192,12 +218,16 @@ class Hub:
         """Add ``conn`` to its room; it receives live events after ``room.head``."""
         room = await self.room(conn.workspace_id)
         room.conns[conn.id] = conn
+        self._per_user[conn.user_id] = self._per_user.get(conn.user_id, 0) + 1
         return room
 
     async def detach(self, conn: Connection) -> None:
         room = self.rooms.get(conn.workspace_id)
         if room is None or room.conns.pop(conn.id, None) is None:
             return
+        left = self._per_user.pop(conn.user_id, 1) - 1
+        if left > 0:
+            self._per_user[conn.user_id] = left
         if not room.conns:
             del self.rooms[conn.workspace_id]
             await room.close()
@@ -213,6 +243,41 @@ class Hub:
         await self.broker.publish(
             envelope.channel(workspace_id), envelope.ephemeral(dumpb(frame), exclude)
         )
+
+    async def announce(self, workspace_id: str, event: str, user: dict[str, Any],
+                       exclude: str = "") -> None:
+        """A presence change (join, leave, update) for the workspace's connections.
+
+        Small rooms get the contract's frame at once; rooms of PRESENCE_COALESCE_AT local
+        connections or more get ``{"type": "presence", "event": "diff", "joins": [...],
+        "leaves": [...], "updates": [...]}`` once per PRESENCE_WINDOW_S.
+        """
+        room = self.rooms.get(workspace_id)
+        if room is None or len(room.conns) < PRESENCE_COALESCE_AT:
+            await self.publish(workspace_id, {"type": "presence", "event": event, "user": user},
+                               exclude)
+            return
+        if not room.presence_batch:
+            asyncio.get_running_loop().call_later(
+                PRESENCE_WINDOW_S, lambda: self._spawn(self._flush_presence(room))
+            )
+        room.presence_batch.append((event, user))
+
+    async def _flush_presence(self, room: Room) -> None:
+        batch, room.presence_batch = room.presence_batch, []
+        if not batch:
+            return
+        if len(batch) == 1:
+            event, user = batch[0]
+            frame: dict[str, Any] = {"type": "presence", "event": event, "user": user}
+        else:
+            frame = presence_diff(batch)
+        await self.publish(room.workspace_id, frame)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def publish_control(self, workspace_id: str, body: dict[str, Any]) -> None:
         await self.broker.publish(envelope.channel(workspace_id), envelope.control(body))
