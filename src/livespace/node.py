@@ -88,7 +88,10 @@ class Node:
             log.error("background task failed", exc_info=task.exception())
 
     def _every(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> asyncio.Task[None]:
+        name = getattr(job, "__name__", job)
+
         async def loop() -> None:
+            failures = 0  # logged once with its traceback, then once more on recovery
             while True:
                 await asyncio.sleep(seconds)
                 try:
@@ -96,7 +99,14 @@ class Node:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("periodic %s failed", getattr(job, "__name__", job))
+                    if not failures:
+                        log.exception("periodic %s failed (retrying every %.1fs)", name,
+                                      seconds)
+                    failures += 1
+                    continue
+                if failures:
+                    log.warning("periodic %s works again after %d failures", name, failures)
+                    failures = 0
 
         return asyncio.get_running_loop().create_task(loop())
 

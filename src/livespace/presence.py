@@ -82,6 +82,9 @@ class Presence(Protocol):
       left because of it, once.
     - :meth:`refresh` returns the given connections it holds no entry for (expired while
       their node could not refresh, or lost with the engine's data): join them again.
+    - An engine that cannot reach its server degrades rather than raise from
+      :meth:`join`, :meth:`leave`, :meth:`update` (None) and :meth:`online` (empty);
+      :meth:`refresh` and :meth:`expire` raise, and set things right once it is back.
     """
 
     async def join(self, entry: Entry) -> dict[str, Any] | None: ...

@@ -9,20 +9,34 @@ key collide with another.)
 Every read-modify-write is one Lua script (``lua/presence_*.lua``), so "first / last
 connection of this user" is decided once across nodes. Expiries and ``updated`` use the
 Redis clock, so nodes with skewed clocks agree.
+
+While Redis cannot be reached, presence degrades instead of failing connections:
+:meth:`~RedisPresence.join`, :meth:`~RedisPresence.leave` and :meth:`~RedisPresence.update`
+announce nothing and :meth:`~RedisPresence.online` is empty. Once it is back, the node's
+:meth:`~RedisPresence.refresh` reports the connections it lacks (the node joins them
+again) and entries left behind expire, their leave announced by :meth:`~RedisPresence.expire`.
 """
 
 from __future__ import annotations
 
+import logging
 from importlib.resources import files
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livespace.presence import Entry, aggregate
 
+log = logging.getLogger(__name__)
+
 SCRIPTS = ("join", "leave", "update", "refresh", "online", "expire")
+#: How long one presence call waits for Redis (connect, then reply).
+TIMEOUT_S = 2.0
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def _text(value: bytes | str) -> str:
@@ -38,7 +52,9 @@ class RedisPresence:
     ) -> None:
         self._owns_client = isinstance(url_or_client, str)
         self._client: aioredis.Redis = (
-            aioredis.from_url(url_or_client) if isinstance(url_or_client, str) else url_or_client
+            aioredis.from_url(url_or_client, socket_connect_timeout=TIMEOUT_S,
+                              socket_timeout=TIMEOUT_S)
+            if isinstance(url_or_client, str) else url_or_client
         )
         self._prefix = prefix
         self.ttl_s = ttl_s
@@ -59,15 +75,23 @@ class RedisPresence:
     async def _run(self, script: str, keys: list[str], *args: str | float) -> Any:
         return await self._scripts[script](keys=keys, args=list(args))
 
+    async def _try(self, script: str, keys: list[str], *args: str | float) -> Any:
+        """:meth:`_run`, or None when Redis cannot be reached (logged)."""
+        try:
+            return await self._run(script, keys, *args)
+        except UNREACHABLE as err:
+            log.warning("presence: %s skipped, Redis unreachable: %s", script, err)
+            return None
+
     async def join(self, entry: Entry) -> dict[str, Any] | None:
-        first = await self._run(
+        first = await self._try(
             "join", self._keys(entry.workspace_id), entry.conn_id,
             orjson.dumps(entry.to_json()).decode(), self.ttl_s, entry.workspace_id,
         )
         return entry.user(1) if first == 1 else None
 
     async def leave(self, workspace_id: str, conn_id: str) -> dict[str, Any] | None:
-        last = await self._run("leave", self._keys(workspace_id), conn_id, workspace_id)
+        last = await self._try("leave", self._keys(workspace_id), conn_id, workspace_id)
         return None if last is None else Entry.from_json(orjson.loads(last)).user(0)
 
     async def update(
@@ -79,7 +103,7 @@ class RedisPresence:
             changes["status"] = status
         if viewing_given:
             changes["viewing"] = viewing
-        found = await self._run(
+        found = await self._try(
             "update", self._keys(workspace_id)[:2], conn_id,
             orjson.dumps(changes).decode(), self.ttl_s,
         )
@@ -90,7 +114,7 @@ class RedisPresence:
         return None if after == before else after[0]
 
     async def online(self, workspace_id: str) -> list[dict[str, Any]]:
-        found = await self._run("online", self._keys(workspace_id)[:2])
+        found = await self._try("online", self._keys(workspace_id)[:2]) or []
         return aggregate([Entry.from_json(orjson.loads(json)) for json in found])
 
     async def refresh(self, workspace_id: str, conn_ids: list[str]) -> list[str]:

@@ -432,3 +432,77 @@ async def test_serve_with_workers_needs_redis_and_postgres_and_serves(
             proc.kill()
             proc.wait()
 
+
+
+# ---- 8. Redis goes away and comes back ----------------------------------------------------
+
+
+class PrivateRedis:
+    """A redis-server of this test's own on a free port, to stop and start at will."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.tmp = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.tmp)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
+                             text=True).stdout.strip() != "PONG":
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_redis_outage_degrades_to_store_polling_and_recovers(
+        cluster: Cluster, clients: list[Client], private_redis: PrivateRedis):
+    cluster.env["REDIS_URL"] = private_redis.url
+    a, b = cluster.start(2)
+    ws = await a.workspace("alice", "bob")
+    alice = await a.connect(ws, "alice")
+    bob = await b.connect(ws, "bob")
+    clients += [alice, bob]
+    contact = (await alice.request("contact_created", {"name": "Ada"}))["data"]["id"]
+    for client in (alice, bob):
+        assert seqs(await client.events(1)) == [1]
+
+    private_redis.stop()  # Redis loses everything: connections, presence, pub/sub
+    ack = await alice.request("note_added", {"contact_id": contact, "body": "in the dark"})
+    assert ack["type"] == "ack" and ack["seq"] == 2, ack  # committed: acknowledged
+    assert await add_note(b, "bob", ws, contact, "rest in the dark") == 3
+    for client in (alice, bob):  # both nodes read what the broker could not bring
+        assert seqs(await client.events(2, timeout=LOST_EVENT_S)) == [2, 3]
+    tab = await b.connect(ws, "alice", since=1)  # connecting and closing still work
+    assert tab.welcome["replay"]["count"] == 2 and seqs(await tab.events(2)) == [2, 3]
+    other = await a.connect(ws, "bob")
+    await other.close()
+    clients.append(tab)
+
+    private_redis.start()  # empty: the nodes resubscribe and restore presence
+    deadline = time.monotonic() + 10
+    while await online(a, "alice", ws) != {"alice": 2, "bob": 1}:
+        assert time.monotonic() < deadline, "presence was not restored"
+        await asyncio.sleep(0.2)
+    assert (await bob.request("note_added", {"contact_id": contact, "body": "back"}))["seq"] == 4
+    for client in (alice, bob, tab):
+        assert seqs(await client.events(1, timeout=LOST_EVENT_S)) == [4]

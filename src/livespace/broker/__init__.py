@@ -33,6 +33,8 @@ class Broker(Protocol):
       is logged and does not stop delivery to others.
     - :meth:`subscribe` returns once the subscription is active: a message published
       after it returns is delivered.
+    - :meth:`publish` does not raise when the broker is unreachable: the message is lost,
+      like one missed by a cut-off subscriber (consumers recover from the store).
     """
 
     async def start(self) -> None: ...

@@ -9,6 +9,10 @@ connection is always seen: the reader logs, backs off (0.1 s doubling to 5 s), o
 new connection, subscribes every channel again, and then calls :attr:`on_reconnect`.
 Messages published while it was down are lost; sequenced consumers fill the gap from the
 store. A silent peer is detected by a PING after :data:`IDLE_PING_S` of silence.
+
+A publish that cannot reach Redis is logged and dropped, not raised: the change behind it
+is already committed (its writer gets the ack), and the store is how every node recovers
+what the broker lost.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.exceptions import RedisError
 
 from livespace.broker import Handler
 
@@ -29,6 +34,8 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
 IDLE_PING_S = 15.0
+#: A publish waits at most this long for Redis (connect, then reply) before it is dropped.
+PUBLISH_TIMEOUT_S = 2.0
 
 
 class _Subscription:
@@ -56,7 +63,9 @@ class RedisBroker:
 
     def __init__(self, url: str, *, prefix: str = "livespace") -> None:
         self._prefix = prefix.encode()
-        self._client: aioredis.Redis = aioredis.from_url(url)
+        self._client: aioredis.Redis = aioredis.from_url(
+            url, socket_connect_timeout=PUBLISH_TIMEOUT_S, socket_timeout=PUBLISH_TIMEOUT_S
+        )
         self._pool: ConnectionPool = ConnectionPool.from_url(
             url, protocol=2, socket_keepalive=True, socket_connect_timeout=5.0,
             client_name=f"{prefix}:subscriber",  # findable in CLIENT LIST
@@ -80,7 +89,10 @@ class RedisBroker:
             self._reader = asyncio.create_task(self._read_forever(), name="redis-broker")
 
     async def publish(self, channel: str, message: bytes) -> None:
-        await self._client.publish(self._key(channel), message)
+        try:
+            await self._client.publish(self._key(channel), message)
+        except (RedisError, OSError) as err:
+            log.warning("redis broker: publish on %s dropped: %s", channel, err)
 
     async def subscribe(self, channel: str, handler: Handler) -> _Subscription:
         """Add ``handler``; returns once Redis confirmed the channel's subscription."""
@@ -133,10 +145,10 @@ class RedisBroker:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
+                if self.connected:  # that connection had worked: start backing off afresh
+                    backoff = BACKOFF_MIN_S
                 log.warning("redis broker: subscriber connection lost (%s); retry in %.1fs",
                             err, backoff)
-            if self.connected:  # that connection had worked: start backing off afresh
-                backoff = BACKOFF_MIN_S
             await self._drop_connection()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
@@ -222,4 +234,4 @@ class RedisBroker:
         await self._pool.aclose()
 
 
-__all__ = ["BACKOFF_MAX_S", "BACKOFF_MIN_S", "IDLE_PING_S", "RedisBroker"]
+__all__ = ["BACKOFF_MAX_S", "BACKOFF_MIN_S", "IDLE_PING_S", "PUBLISH_TIMEOUT_S", "RedisBroker"]
