@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livespace.bench.procs import CpuMark, busy_seconds, rss_kb
+from livespace.bench.procs import CpuMark, busy_seconds, postgres_pids, rss_kb
 from livespace.bench.servers import GENERATOR_CORE, Server, pin_prefix, repo_root
 
 SATURATED_PCT = 90.0
@@ -71,6 +71,7 @@ class PhaseUsage:
     server_cpu_pct: float
     generator_cpu_pct: float
     other_cpu_pct: float
+    database_cpu_pct: float | None
     server_rss_kb: int
     seconds: float
 
@@ -80,6 +81,8 @@ class PhaseUsage:
             "generator_cpu_pct": round(self.generator_cpu_pct, 1),
             "generator_saturated": self.generator_cpu_pct > SATURATED_PCT,
             "other_cpu_pct": round(self.other_cpu_pct, 1),
+            **({} if self.database_cpu_pct is None
+               else {"database_cpu_pct": round(self.database_cpu_pct, 1)}),
             "server_rss_kb": self.server_rss_kb,
             "seconds": round(self.seconds, 3),
         }
@@ -93,8 +96,11 @@ class GeneratorRun:
     process: asyncio.subprocess.Process
     server: Server
     phases: dict[str, PhaseUsage] = field(default_factory=dict)
-    _open: dict[str, tuple[CpuMark, CpuMark, CpuMark, float]] = field(default_factory=dict)
-    # (server, generator, this process, busy seconds of the whole machine) at a phase start
+    _open: dict[str, tuple[CpuMark, CpuMark, CpuMark, float, list[int], CpuMark]] = field(
+        default_factory=dict
+    )
+    # (server, generator, this process, busy seconds of the whole machine, PostgreSQL pids
+    # and their CPU) at a phase start
     _last: tuple[CpuMark, CpuMark] | None = None
 
     @property
@@ -115,21 +121,24 @@ class GeneratorRun:
         server, generator = self.marks()
         me, busy = CpuMark.take(os.getpid()), busy_seconds()
         if state == "start":
-            self._open[name] = (server, generator, me, busy)
+            db_pids = postgres_pids(self.server.pg_database) if self.server.pg_database else []
+            self._open[name] = (server, generator, me, busy, db_pids, CpuMark.take_all(db_pids))
             return
         started = self._open.pop(name, None)
         if started is None:
             return
-        server0, generator0, me0, busy0 = started
+        server0, generator0, me0, busy0, db_pids, db0 = started
         seconds = server.wall - server0.wall
         server_pct = server0.percent_until(server)
         generator_pct = generator0.percent_until(generator)
-        ours = server_pct + generator_pct + me0.percent_until(me)
+        db_pct = db0.percent_until(CpuMark.take_all(db_pids)) if db_pids else None
+        ours = server_pct + generator_pct + me0.percent_until(me) + (db_pct or 0.0)
         machine = 100.0 * (busy - busy0) / seconds if seconds > 0 else 0.0
         self.phases[name] = PhaseUsage(
             server_cpu_pct=server_pct,
             generator_cpu_pct=generator_pct,
             other_cpu_pct=max(0.0, machine - ours),
+            database_cpu_pct=db_pct,
             server_rss_kb=rss_kb(self.server.pid),
             seconds=seconds,
         )

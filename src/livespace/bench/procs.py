@@ -38,15 +38,36 @@ def rss_kb(pid: int) -> int:
 
 
 def busy_seconds() -> float:
-    """CPU seconds all cores together have spent not idle since boot (from /proc/stat)."""
+    """CPU seconds all cores together have spent in processes since boot (/proc/stat).
+
+    User, nice and system time only: interrupt and softirq time is left out because on
+    loopback much of it is the benchmark's own network traffic, not another process.
+    """
     try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:4]
     except OSError:
         return 0.0
-    values = [int(v) for v in fields]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    guest = sum(values[8:10]) if len(values) > 9 else 0  # already counted in user/nice
-    return (sum(values) - idle - guest) / CLOCK_TICKS
+    return sum(int(v) for v in fields) / CLOCK_TICKS
+
+
+PG_SHARED = ("walwriter", "wal writer", "checkpointer", "background writer")
+
+
+def postgres_pids(database: str) -> list[int]:
+    """PostgreSQL processes working for ``database``: its backends and the shared writers."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and (
+            f" {database} " in title or any(title.rstrip().endswith(s) for s in PG_SHARED)
+        ):
+            pids.append(int(entry.name))
+    return pids
 
 
 @dataclass
@@ -59,6 +80,10 @@ class CpuMark:
     @classmethod
     def take(cls, pid: int) -> CpuMark:
         return cls(time.monotonic(), cpu_seconds(pid))
+
+    @classmethod
+    def take_all(cls, pids: list[int]) -> CpuMark:
+        return cls(time.monotonic(), sum(cpu_seconds(pid) for pid in pids))
 
     def percent_until(self, later: CpuMark) -> float:
         """CPU used between the two marks, in percent of one core."""

@@ -82,6 +82,7 @@ def summarise(records: list[Record]) -> Summary:
                 "p99_ms": lat.get("p99_ms"),
                 "server_cpu_pct": result.get("server_cpu_pct"),
                 "generator_cpu_pct": result.get("generator_cpu_pct"),
+                "database_cpu_pct": result.get("database_cpu_pct"),
                 "other_cpu_pct": result.get("other_cpu_pct"),
                 "errors": result.get("errors"),
             }
@@ -254,9 +255,11 @@ def table(summary: Summary, ratio_table: dict[str, dict[str, float | None]],
         ] for label, r in conn.items()])
     if dur := summary.get("durable"):
         lines += _grid("durable", ["server", "events/s", "ack p50 ms", "ack p99 ms",
-                                   "server CPU", "generator CPU", "other CPU", "errors"], [[
+                                   "server CPU", "generator CPU", "PostgreSQL CPU", "other CPU",
+                                   "errors"], [[
             label, _fmt(r["events_per_s"]), _fmt(r["p50_ms"], 1), _fmt(r["p99_ms"], 1),
             _fmt(r["server_cpu_pct"], 0, "%"), _fmt(r.get("generator_cpu_pct"), 0, "%"),
+            _fmt(r.get("database_cpu_pct"), 0, "%"),
             _fmt(r.get("other_cpu_pct"), 0, "%"), str(r.get("errors") or ""),
         ] for label, r in dur.items()])
     if rep := summary.get("replay"):

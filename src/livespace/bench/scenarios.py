@@ -180,8 +180,13 @@ async def fanout(bench: Bench, kind: str, *, batch: bool, database: str = "sqlit
         }
         bench.say(f"{label}: connecting {o.subscribers:,} subscribers + 1 publisher")
         result, run = await bench.generate(server, label, config)
-        _merge_usage(result.get("closed"), run, "closed")
-        _merge_usage(result.get("open"), run, "open")
+        for phase in ("closed", "open"):
+            section = result.get(phase)
+            _merge_usage(section, run, phase)
+            if section and section.get("generator_cpu_pct"):
+                # What the generator could receive with a whole core at this cost per delivery.
+                section["generator_capacity_per_s"] = round(
+                    section["deliveries_per_s"] * 100 / section["generator_cpu_pct"])
         _summarise_fanout(bench, label, result)
         return bench.record(
             "fanout",
@@ -199,7 +204,8 @@ def _summarise_fanout(bench: Bench, label: str, result: dict[str, Any]) -> None:
     if closed:
         bench.say(f"{label}: closed loop {closed['deliveries_per_s']:,.0f} deliveries/s "
                   f"(server CPU {closed.get('server_cpu_pct', 0):.0f}%, "
-                  f"generator CPU {closed.get('generator_cpu_pct', 0):.0f}%)")
+                  f"generator CPU {closed.get('generator_cpu_pct', 0):.0f}%: it could take "
+                  f"~{closed.get('generator_capacity_per_s', 0):,}/s)")
     if opened:
         lat = opened.get("latency") or {}
         bench.say(f"{label}: open loop {opened['target_deliveries_per_s']:,}/s: "

@@ -91,6 +91,7 @@ class Server:
     database: str | None
     log_path: Path
     process: asyncio.subprocess.Process = field(repr=False)
+    pg_database: str | None = None  # the PostgreSQL database's name, when there is one
 
     @property
     def http_url(self) -> str:
@@ -193,11 +194,13 @@ async def run_server(
         env.pop("REDIS_URL", None)
         port = free_port()
         db_label: str | None = None
+        pg_name: str | None = None
         if kind == "livespace":
             if database == "postgres":
                 env["DATABASE_URL"] = await stack.enter_async_context(
                     postgres_database(pg_admin_url)
                 )
+                pg_name = env["DATABASE_URL"].rpartition("/")[2]
             elif database == "sqlite":
                 env["DATABASE_URL"] = f"sqlite:///{data_dir / 'livespace.db'}"
             else:
@@ -224,7 +227,7 @@ async def run_server(
             stderr=asyncio.subprocess.STDOUT,
             env=env,
         )
-        server = Server(kind, port, process.pid, secret, db_label, log_path, process)
+        server = Server(kind, port, process.pid, secret, db_label, log_path, process, pg_name)
         try:
             await _wait_healthy(server, startup_timeout)
             yield server
