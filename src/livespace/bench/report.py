@@ -305,8 +305,9 @@ def write_chart(path: Path, summary: Summary) -> None:
             return
         names = list(shown)
         drawn = ax.bar(range(len(names)), list(shown.values()), color="tab:blue")
-        ax.bar_label(drawn, fmt="{:,.0f}" if max(shown.values()) >= 100 else "{:,.1f}",
-                     fontsize=8)
+        top = max(shown.values())
+        fmt = "{:,.0f}" if top >= 100 else "{:,.1f}" if top >= 10 else "{:,.2f}"
+        ax.bar_label(drawn, fmt=fmt, fontsize=8)
         ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
         ax.set_ylabel(unit)
 
