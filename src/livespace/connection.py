@@ -113,6 +113,7 @@ class Connection:
         self._room = asyncio.Event()
         self._room.set()
         self._writer: asyncio.Task[None] | None = None
+        self._started = False
         self._close_reason = ""
         self._close_grace_s = close_grace_s
         self._cut_timer: asyncio.TimerHandle | None = None
@@ -124,7 +125,16 @@ class Connection:
     # ---- outbound -----------------------------------------------------------------------
 
     def start(self) -> None:
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        """Frames may flow: a writer task runs only while there is something to wait for
+        (a paused socket, the ASGI path, a close) - an idle connection has none."""
+        self._started = True
+        if self.outbox or self.close_code is not None:
+            self._kick()
+
+    def _kick(self) -> None:
+        self._wake.set()
+        if self._started and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def send(self, frame: dict[str, Any]) -> None:
         """Queue a reply (welcome, ack, error, pong): never dropped."""
@@ -142,7 +152,7 @@ class Connection:
             self.session.messages_out += 1
             self.dirty = True
             if self.raw is None:
-                self._wake.set()
+                self._kick()
             elif not self._marked:
                 self._marked = True
                 self.flusher.mark(self)  # type: ignore[union-attr]
@@ -190,7 +200,7 @@ class Connection:
         self.session.close_code = code
         self._close_reason = reason
         self.backlog.clear()
-        self._wake.set()
+        self._kick()
         self._cut_timer = asyncio.get_running_loop().call_later(self._close_grace_s, self._cut)
 
     def _cut(self) -> None:
@@ -217,7 +227,7 @@ class Connection:
         if raw.writable:
             self._write_raw(raw)
         elif not raw.gone:
-            self._wake.set()  # the writer task waits for the kernel buffer to drain
+            self._kick()  # the writer task waits for the kernel buffer to drain
 
     def _write_raw(self, raw: RawSocket) -> None:
         outbox = self.outbox
@@ -249,11 +259,12 @@ class Connection:
             self._room_check()
 
     async def _write_loop(self) -> None:
+        """Drain the outbox, then close if asked; ends when there is nothing left to do."""
         transport = self.transport
         raw = self.raw
+        ended = False
         try:
-            while True:
-                await self._wake.wait()
+            while self._wake.is_set():
                 self._wake.clear()
                 if raw is None:
                     await self._send_asgi()
@@ -262,17 +273,21 @@ class Connection:
                         await raw.drained()
                         self._write_raw(raw)
                 if self.close_code is not None:
+                    ended = True
                     with contextlib.suppress(Exception):
                         await transport.close(self.close_code, self._close_reason)
                     return
         except asyncio.CancelledError:
+            ended = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(transport.close(self.close_code or Close.GOING_AWAY), 1.0)
         except Exception as exc:  # the peer went away mid-write
+            ended = True
             log.debug("connection %s write failed: %s", self.id, exc)
         finally:
-            self._room.set()
-            self.closed.set()
+            if ended:
+                self._room.set()
+                self.closed.set()
 
     async def stop(self) -> None:
         """Stop the writer (the socket is gone)."""
