@@ -42,6 +42,31 @@ class LivespaceWebSocketProtocol(WebSocketsSansIOProtocol):
         self.scope["extensions"][RAW_EXTENSION] = self  # type: ignore[index,assignment]
         await super().run_asgi()
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept":
+            # the handshake's request and response are not needed again: an idle
+            # connection should hold as little as possible
+            self.request = None  # type: ignore[assignment]
+            self.response = None  # type: ignore[assignment]
+
+    def send_receive_event_to_app(self) -> None:
+        """A text frame that is not UTF-8 closes with 1007 as in uvicorn, but with one
+        INFO line: uvicorn logs a traceback at ERROR for each, which lets any client fill
+        the log."""
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                self.frames = []
+                self.logger.info("%s:%s - WebSocket text frame not UTF-8: closing with 1007",
+                                 *(self.client or ("-", 0)))
+                self.conn.send_close(1007, "text frames must be UTF-8")
+                self.handle_parser_exception()
+                return
+        super().send_receive_event_to_app()
+
 
 class RawSocket:
     """Direct access to one accepted WebSocket's transport."""
