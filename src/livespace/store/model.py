@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -124,12 +126,21 @@ class Store(Protocol):
 
     Contract (checked by ``tests/integration/test_store_contract.py`` on every engine):
 
-    - :meth:`apply` runs in ONE transaction: the idempotency check on ``ref``, the change
-      to the contact or note, the next ``seq`` of the workspace (1, 2, 3, ... no gaps, even
-      under concurrent writers on several processes) and the event row. Either all of it
-      is committed or none of it.
+    - :meth:`apply` is atomic: the idempotency check on ``ref``, the change to the contact
+      or note, the next ``seq`` of the workspace (1, 2, 3, ... no gaps, even under
+      concurrent writers on several processes) and the event row are committed together
+      or not at all. Concurrent mutations of one workspace may share a transaction (group
+      commit), applied in the order they were submitted as if one after the other: one
+      that fails with a :class:`~livespace.codes.Problem` takes no seq and does not
+      disturb the others; an unexpected error fails every mutation of its transaction.
+    - :meth:`submit` queues a mutation without awaiting it: mutations submitted in turn
+      get their seqs in that order.
+    - ``on_commit`` (optional, None by default): awaited after each commit with its
+      events in seq order, before the callers of those mutations get their results, so
+      one store publishes a workspace's events in seq order. Its errors are logged.
     - A ``ref`` already applied by the same user in the same workspace within
-      ``ref_ttl_s`` returns the first :class:`Committed` again with ``event=None``.
+      ``ref_ttl_s`` returns the first :class:`Committed` again with ``event=None`` (also
+      when the first is earlier in the same transaction).
     - :meth:`events_after` returns events in ``seq`` order, ``seq > since``, at most
       ``limit``; after :meth:`delete_events_before`, :meth:`oldest_seq` tells the first
       seq still kept.
@@ -137,8 +148,11 @@ class Store(Protocol):
       conflict, validation_failed); anything else is a bug or an outage.
     """
 
+    on_commit: Callable[[list[Event]], Awaitable[None]] | None
+
     async def migrate(self) -> list[str]: ...
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Commit what is queued, then release the connections."""
     async def ping(self) -> bool: ...
 
     # workspaces and members
@@ -155,6 +169,10 @@ class Store(Protocol):
     async def apply(
         self, workspace_id: str, actor: Actor, mutation: Mutation, ref: str | None
     ) -> Committed: ...
+    def submit(
+        self, workspace_id: str, actor: Actor, mutation: Mutation, ref: str | None
+    ) -> asyncio.Future[Committed]:
+        """:meth:`apply` as a future, queued at once (call it from the event loop)."""
     async def get_contact(
         self, workspace_id: str, contact_id: str, *, include_deleted: bool = False
     ) -> dict[str, Any] | None: ...

@@ -7,7 +7,7 @@ writers of one workspace queue on its row lock).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -44,6 +44,9 @@ class _Tx:
     async def execute(self, sql: str, *args: Any) -> int:
         return _rowcount(await self.conn.execute(sql, *args))
 
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.conn.executemany(sql, rows)  # pipelined: one round trip
+
     async def executescript(self, sql: str) -> None:
         await self.conn.execute(sql)  # no arguments: simple protocol, many statements
 
@@ -74,6 +77,9 @@ class PostgresDb:
 
     async def execute(self, sql: str, *args: Any) -> int:
         return _rowcount(await self._pool.execute(sql, *args))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._pool.executemany(sql, rows)
 
     async def executescript(self, sql: str) -> None:
         async with self.transaction() as tx:

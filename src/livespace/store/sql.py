@@ -8,30 +8,34 @@ in views of the per-dialect migrations (``session_durations``).
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
 from livespace.codes import Error, Problem
-from livespace.protocol import (
-    CONTACT_FIELDS,
-    ROLES,
-    AddNote,
-    CreateContact,
-    DeleteContact,
-    Mutation,
-    UpdateContact,
-    now_iso,
-)
+from livespace.protocol import ROLES, Mutation, now_iso
+from livespace.store.domain import Contact, Plan, RefKey, Request, referenced_contacts
+from livespace.store.domain import not_found as _not_found
+from livespace.store.domain import plan as domain_plan
 from livespace.store.model import Actor, Committed, Event, Member, SessionRow, Workspace
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: How long a mutation ``ref`` is remembered for idempotent retries (DESIGN.md section 1).
 REF_TTL_S = 24 * 3600
 #: At most this many rows from :meth:`SqlStore.sessions`.
 SESSIONS_LIMIT = 1000
+#: At most this many mutations of a workspace share one transaction.
+BATCH_MAX = 256
 
 
 class Row(Protocol):
@@ -50,6 +54,10 @@ class Queries(Protocol):
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run a statement; return the number of rows it changed."""
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a statement once per row of arguments (in one round trip where the
+        driver can)."""
 
     async def executescript(self, sql: str) -> None:
         """Run several ``;``-separated statements without parameters (migrations)."""
@@ -74,14 +82,6 @@ class Db(Queries, Protocol):
         """
 
     async def close(self) -> None: ...
-
-
-class _Retry(Exception):
-    """Raised inside :meth:`SqlStore.apply` to roll back and answer an idempotent retry."""
-
-    def __init__(self, committed: Committed) -> None:
-        super().__init__("retry")
-        self.committed = committed
 
 
 def _json(value: Any) -> str:
@@ -161,13 +161,49 @@ def _cutoff(cutoff_iso: str) -> str:
     return _iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
-def _not_found(what: str, entity_id: str) -> Problem:
-    return Problem(Error.NOT_FOUND, f"{what} {entity_id} not found", details={"id": entity_id})
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _padded(values: list[_T]) -> list[_T]:
+    """``values`` with its last one repeated up to a power of two in length: ``IN``
+    lists then come in few lengths, and so do the prepared statements cached for them."""
+    size = 1 << (len(values) - 1).bit_length()
+    return values + values[-1:] * (size - len(values))
+
+
+def _placeholders(first: int, count: int) -> str:
+    return ", ".join(f"${n}" for n in range(first, first + count))
 
 
 _CONTACT = """SELECT workspace_id, id, name, email, phone, company, tags, fields, version,
     field_versions, created_at, updated_at, created_by, deleted_at FROM contacts"""
-_LIVE_CONTACT = _CONTACT + " WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL"
+_CONTACT_COLUMNS = """workspace_id, id, name, email, phone, company, tags, fields, version,
+    field_versions, updated_at, deleted_at"""
+_INSERT_CONTACT = (
+    "INSERT INTO contacts (" + _CONTACT_COLUMNS + ", created_at, created_by)"
+    " VALUES (" + _placeholders(1, 14) + ")"
+)
+_UPDATE_CONTACT = (
+    "UPDATE contacts SET name = $3, email = $4, phone = $5, company = $6, tags = $7,"
+    " fields = $8, version = $9, field_versions = $10, updated_at = $11, deleted_at = $12"
+    " WHERE workspace_id = $1 AND id = $2"
+)
+_INSERT_NOTE = (
+    "INSERT INTO notes (workspace_id, id, contact_id, body, author_id, author_name,"
+    " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (workspace_id, seq, event_id, type, actor_id, actor_name, data,"
+    " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+)
+#: An expired row of the same ref may still be there until cleanup: overwritten.
+_INSERT_REF = (
+    "INSERT INTO mutation_refs (workspace_id, user_id, ref, seq, entity, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, user_id, ref) DO UPDATE SET"
+    " seq = excluded.seq, entity = excluded.entity, created_at = excluded.created_at"
+)
+_HEAD = "SELECT head_seq FROM workspaces WHERE id = $1 AND deleted_at IS NULL"
 _SESSION = """SELECT id, workspace_id, user_id, node, connected_at, disconnected_at,
     messages_in, messages_out, events_delivered, events_acked, close_code, extra
     FROM sessions"""
@@ -175,15 +211,56 @@ _SESSION = """SELECT id, workspace_id, user_id, node, connected_at, disconnected
 _USER_FILTER = "(CAST($2 AS TEXT) IS NULL OR user_id = $2)"
 
 
+@functools.lru_cache(maxsize=64)
+def _contacts_sql(count: int) -> str:
+    """The live contacts of ``$1`` among ``count`` ids."""
+    return (_CONTACT + " WHERE workspace_id = $1 AND deleted_at IS NULL AND id IN ("
+            + _placeholders(2, count) + ")")
+
+
+@functools.lru_cache(maxsize=64)
+def _refs_sql(count: int) -> str:
+    """The refs of ``$1`` applied since ``$2`` among ``count`` (user id, ref) pairs.
+
+    A join from the pairs (CROSS JOIN: SQLite keeps them the outer loop) is one primary
+    key lookup per pair on both engines; ``(user_id, ref) IN (VALUES ...)`` would make
+    SQLite scan the workspace's refs.
+    """
+    pairs = ", ".join(f"(${n}, ${n + 1})" for n in range(3, 3 + 2 * count, 2))
+    return ("SELECT m.user_id, m.ref, m.seq, m.entity FROM (SELECT column1 AS user_id,"
+            " column2 AS ref FROM (VALUES " + pairs + ") AS v) AS k CROSS JOIN mutation_refs m"
+            " WHERE m.workspace_id = $1 AND m.user_id = k.user_id AND m.ref = k.ref"
+            " AND m.created_at >= $2")
+
+
 class SqlStore:
     """:class:`~livespace.store.model.Store` over SQLite or PostgreSQL (see the contract
-    there). Keeps no state of its own besides the :class:`Db`: several instances, in one
+    there). Keeps no durable state of its own besides the :class:`Db` (only the queues
+    of mutations waiting for their workspace's committer): several instances, in one
     process or many, may share a database.
+
+    Group commit: :meth:`apply` and :meth:`submit` queue a mutation for its workspace;
+    one committer task per busy workspace takes up to :attr:`batch_max` of them, FIFO,
+    into one transaction (the workspace row locked once, refs and contacts read with
+    one query each, :func:`livespace.store.domain.plan` in Python, one write per table,
+    one commit), hands the events to :attr:`on_commit`, then answers the callers. Alone,
+    a mutation is a batch of one; under load the next batch gathers while one commits.
     """
 
-    def __init__(self, db: Db, *, ref_ttl_s: float = REF_TTL_S) -> None:
+    def __init__(
+        self, db: Db, *, ref_ttl_s: float = REF_TTL_S, batch_max: int = BATCH_MAX
+    ) -> None:
         self.db = db
         self.ref_ttl_s = ref_ttl_s
+        self.batch_max = batch_max
+        #: Awaited after each commit with its events in seq order, before the callers of
+        #: the batch get their results (see ``Store.on_commit``).
+        self.on_commit: Callable[[list[Event]], Awaitable[None]] | None = None
+        # the first statement of a batch: PostgreSQL locks the row until commit; SQLite's
+        # BEGIN IMMEDIATE has already locked the whole database
+        self._lock_head = _HEAD + (" FOR UPDATE" if db.dialect == "postgres" else "")
+        self._queues: dict[str, deque[tuple[Request, asyncio.Future[Committed]]]] = {}
+        self._committers: set[asyncio.Task[None]] = set()
 
     async def migrate(self) -> list[str]:
         from livespace.store.migrate import migrate
@@ -191,6 +268,9 @@ class SqlStore:
         return await migrate(self.db)
 
     async def close(self) -> None:
+        """Commit what is queued, then close the database."""
+        while self._committers:
+            await asyncio.gather(*self._committers, return_exceptions=True)
         await self.db.close()
 
     async def ping(self) -> bool:
@@ -287,82 +367,160 @@ class SqlStore:
 
     # ---- mutations ---------------------------------------------------------------------------
 
+    def submit(
+        self, workspace_id: str, actor: Actor, mutation: Mutation, ref: str | None
+    ) -> asyncio.Future[Committed]:
+        """Queue a mutation for the workspace's committer; the future gets its
+        :class:`Committed` or its :class:`Problem` (see :meth:`apply`).
+
+        Not a coroutine: a caller that pipelines (a socket session) queues mutations in
+        the order it received them without a task each, so they get seqs in that order.
+        """
+        future: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
+        queue = self._queues.get(workspace_id)
+        if queue is None:
+            queue = self._queues[workspace_id] = deque()
+            task = asyncio.get_running_loop().create_task(self._commit_all(workspace_id, queue))
+            self._committers.add(task)
+            task.add_done_callback(self._committers.discard)
+        queue.append((Request(actor, mutation, ref), future))
+        return future
+
     async def apply(
         self, workspace_id: str, actor: Actor, mutation: Mutation, ref: str | None
     ) -> Committed:
-        """Apply one mutation in one transaction (see the contract on ``Store``).
+        """Apply one mutation (see the contract on ``Store``), committed in a batch with
+        the mutations of the workspace queued meanwhile."""
+        return await self.submit(workspace_id, actor, mutation, ref)
 
-        The first statement takes the workspace's next seq and, on PostgreSQL, locks its
-        row until commit: writers of one workspace run one after the other, so seqs have
-        no gaps. A retried ``ref`` rolls that back and returns the first outcome.
-        """
+    async def _commit_all(
+        self, workspace_id: str, queue: deque[tuple[Request, asyncio.Future[Committed]]]
+    ) -> None:
+        """The workspace's committer: batches of up to :attr:`batch_max` queued
+        mutations, FIFO, one transaction each, until the queue is empty."""
         try:
-            async with self.db.transaction() as tx:
-                seq = await tx.fetchval(
-                    "UPDATE workspaces SET head_seq = head_seq + 1"
-                    " WHERE id = $1 AND deleted_at IS NULL RETURNING head_seq",
-                    workspace_id,
-                )
-                if seq is None:
-                    raise _not_found("workspace", workspace_id)
-                seq = int(seq)
-                if ref is not None:
-                    await self._check_ref(tx, workspace_id, actor.id, ref)
-                now = now_iso()
-                event_type, entity, data = await self._change(
-                    tx, workspace_id, actor, mutation, now
-                )
-                event = Event(
-                    workspace_id, seq, uuid.uuid4().hex, event_type,
-                    Actor(actor.id, actor.name), now, data,
-                )
-                await tx.execute(
-                    "INSERT INTO events (workspace_id, seq, event_id, type, actor_id,"
-                    " actor_name, data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    workspace_id, seq, event.event_id, event_type, actor.id, actor.name,
-                    _json(data), now,
-                )
-                if ref is not None:
-                    # an expired row of the same ref may still be there until cleanup
-                    await tx.execute(
-                        "INSERT INTO mutation_refs (workspace_id, user_id, ref, seq, entity,"
-                        " created_at) VALUES ($1, $2, $3, $4, $5, $6)"
-                        " ON CONFLICT (workspace_id, user_id, ref) DO UPDATE SET"
-                        " seq = excluded.seq, entity = excluded.entity,"
-                        " created_at = excluded.created_at",
-                        workspace_id, actor.id, ref, seq, _json(entity), now,
-                    )
-        except _Retry as retry:
-            return retry.committed
-        return Committed(seq, entity, event)
+            while queue:
+                batch: list[tuple[Request, asyncio.Future[Committed]]] = []
+                while queue and len(batch) < self.batch_max:
+                    item = queue.popleft()
+                    if not item[1].cancelled():  # its caller is gone: not applied
+                        batch.append(item)
+                if batch:
+                    await self._commit_batch(workspace_id, batch)
+        finally:
+            del self._queues[workspace_id]
+            for _, future in queue:  # only when cancelled (the store is closing)
+                future.cancel()
 
-    async def _check_ref(self, tx: Queries, workspace_id: str, user_id: str, ref: str) -> None:
-        since = datetime.now(UTC) - timedelta(seconds=self.ref_ttl_s)
-        row = await tx.fetchone(
-            "SELECT seq, entity FROM mutation_refs WHERE workspace_id = $1 AND user_id = $2"
-            " AND ref = $3 AND created_at >= $4",
-            workspace_id, user_id, ref, _iso(since),
+    async def _commit_batch(
+        self, workspace_id: str, batch: list[tuple[Request, asyncio.Future[Committed]]]
+    ) -> None:
+        """Commit one batch, publish its events (:attr:`on_commit`), then answer each
+        caller in FIFO order. An unexpected error fails every caller of the batch."""
+        try:
+            plan = await self._write_batch(workspace_id, [request for request, _ in batch])
+        except BaseException as err:
+            for _, future in batch:
+                if future.done():
+                    continue
+                if isinstance(err, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(err)
+            if not isinstance(err, Exception):
+                raise
+            log.warning("a batch of %d mutations of workspace %s failed: %r", len(batch),
+                        workspace_id, err)
+            return
+        if plan.events and self.on_commit is not None:
+            try:
+                await self.on_commit(plan.events)
+            except Exception:  # committed all the same: readers catch up from the store
+                log.exception("on_commit failed for seqs %d..%d of workspace %s",
+                              plan.events[0].seq, plan.events[-1].seq, workspace_id)
+        for (_, future), result in zip(batch, plan.results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Problem):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _write_batch(self, workspace_id: str, requests: list[Request]) -> Plan:
+        """One transaction: lock the workspace row, read the refs and contacts the batch
+        needs (one query each), plan in Python, write with one statement per table."""
+        async with self.db.transaction() as tx:
+            head = await tx.fetchval(self._lock_head, workspace_id)
+            if head is None:
+                missing = Plan(0)
+                missing.results = [_not_found("workspace", workspace_id) for _ in requests]
+                return missing
+            known = await self._known_refs(tx, workspace_id, requests)
+            contacts = await self._live_contacts(tx, workspace_id, referenced_contacts(requests))
+            plan = domain_plan(workspace_id, int(head), requests, contacts, known, now_iso(),
+                               _new_id)
+            if plan.events:
+                await self._write_plan(tx, workspace_id, plan)
+        return plan
+
+    async def _known_refs(
+        self, tx: Queries, workspace_id: str, requests: list[Request]
+    ) -> dict[RefKey, Committed]:
+        keys = list({(r.actor.id, r.ref): None for r in requests if r.ref is not None})
+        if not keys:
+            return {}
+        keys = _padded(keys)
+        since = _iso(datetime.now(UTC) - timedelta(seconds=self.ref_ttl_s))
+        rows = await tx.fetchall(
+            _refs_sql(len(keys)), workspace_id, since, *(v for key in keys for v in key)
         )
-        if row is not None:
-            raise _Retry(Committed(int(row["seq"]), orjson.loads(row["entity"]), None))
+        return {
+            (r["user_id"], r["ref"]): Committed(int(r["seq"]), orjson.loads(r["entity"]), None)
+            for r in rows
+        }
 
-    async def _change(
-        self, tx: Queries, workspace_id: str, actor: Actor, mutation: Mutation, now: str
-    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """Make the change; return (event type, entity, event data)."""
-        match mutation:
-            case CreateContact():
-                entity = await _create(tx, workspace_id, actor, mutation, now)
-                return "contact_created", entity, entity
-            case UpdateContact():
-                entity = await _update(tx, workspace_id, mutation, now)
-                return "contact_updated", entity, {**entity, "changed": list(mutation.changes)}
-            case DeleteContact():
-                entity = await _delete(tx, workspace_id, mutation, now)
-                return "contact_deleted", entity, entity
-            case AddNote():
-                entity = await _add_note(tx, workspace_id, actor, mutation, now)
-                return "note_added", entity, entity
+    async def _live_contacts(
+        self, tx: Queries, workspace_id: str, ids: list[str]
+    ) -> dict[str, Contact]:
+        if not ids:
+            return {}
+        ids = _padded(ids)
+        rows = await tx.fetchall(_contacts_sql(len(ids)), workspace_id, *ids)
+        return {r["id"]: Contact(_contact(r), orjson.loads(r["field_versions"])) for r in rows}
+
+    async def _write_plan(self, tx: Queries, workspace_id: str, plan: Plan) -> None:
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        for c in plan.contacts.values():
+            e = c.entity
+            row = (workspace_id, e["id"], e["name"], e["email"], e["phone"], e["company"],
+                   _json(e["tags"]), _json(e["fields"]), e["version"],
+                   _json(c.field_versions), e["updated_at"], c.deleted_at)
+            if c.stored:
+                updates.append(row)
+            else:
+                inserts.append((*row, e["created_at"], e["created_by"]))
+        if inserts:
+            await tx.executemany(_INSERT_CONTACT, inserts)
+        if updates:
+            await tx.executemany(_UPDATE_CONTACT, updates)
+        if plan.notes:
+            await tx.executemany(_INSERT_NOTE, [
+                (workspace_id, n["id"], n["contact_id"], n["body"], n["author"]["id"],
+                 n["author"]["name"], n["created_at"]) for n in plan.notes
+            ])
+        await tx.executemany(_INSERT_EVENT, [
+            (workspace_id, e.seq, e.event_id, e.type, e.actor.id, e.actor.name,
+             _json(e.data), e.ts) for e in plan.events
+        ])
+        if plan.refs:
+            now = plan.events[-1].ts
+            await tx.executemany(_INSERT_REF, [
+                (workspace_id, user_id, ref, seq, _json(entity), now)
+                for user_id, ref, seq, entity in plan.refs
+            ])
+        await tx.execute("UPDATE workspaces SET head_seq = $2 WHERE id = $1",
+                         workspace_id, plan.head)
 
     # ---- contacts and notes ------------------------------------------------------------------
 
@@ -553,126 +711,3 @@ class SqlStore:
                 "rate": acked / delivered if delivered else None,
             },
         }
-
-
-# ---- the changes apply() makes, inside its transaction ------------------------------------
-
-
-async def _create(
-    tx: Queries, workspace_id: str, actor: Actor, m: CreateContact, now: str
-) -> dict[str, Any]:
-    contact: dict[str, Any] = {
-        "id": uuid.uuid4().hex,
-        "workspace_id": workspace_id,
-        "name": m.name,
-        "email": m.email,
-        "phone": m.phone,
-        "company": m.company,
-        "tags": list(m.tags),
-        "fields": dict(m.fields),
-        "version": 1,
-        "created_at": now,
-        "updated_at": now,
-        "created_by": actor.id,
-    }
-    await _write_contact(tx, contact, {f: 1 for f in CONTACT_FIELDS}, insert=True)
-    return contact
-
-
-async def _update(
-    tx: Queries, workspace_id: str, m: UpdateContact, now: str
-) -> dict[str, Any]:
-    """Merge ``m.changes``; a stale ``base_version`` conflicts only on fields changed since."""
-    unknown = sorted(set(m.changes) - set(CONTACT_FIELDS))
-    if unknown:
-        raise Problem(
-            Error.VALIDATION_FAILED, f"changes: unknown field {unknown[0]}",
-            details={"field": f"changes.{unknown[0]}", "reason": "unknown field"},
-        )
-    row = await tx.fetchone(_LIVE_CONTACT, workspace_id, m.id)
-    if row is None:
-        raise _not_found("contact", m.id)
-    current = _contact(row)
-    field_versions: dict[str, int] = orjson.loads(row["field_versions"])
-    if m.base_version is not None and m.base_version < current["version"]:
-        stale = [f for f in m.changes if field_versions.get(f, 1) > m.base_version]
-        if stale:
-            raise Problem(
-                Error.CONFLICT,
-                f"contact {m.id} changed since version {m.base_version}: {', '.join(stale)}",
-                details={"current": current, "fields": stale},
-            )
-    version = current["version"] + 1
-    contact = {**current, **m.changes, "version": version, "updated_at": now}
-    field_versions.update({f: version for f in m.changes})
-    await _write_contact(tx, contact, field_versions, insert=False)
-    return contact
-
-
-async def _write_contact(
-    tx: Queries, c: dict[str, Any], field_versions: dict[str, int], *, insert: bool
-) -> None:
-    if insert:
-        sql = (
-            "INSERT INTO contacts (workspace_id, id, name, email, phone, company, tags, fields,"
-            " version, field_versions, updated_at, created_at, created_by)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        )
-        extra: tuple[Any, ...] = (c["created_at"], c["created_by"])
-    else:
-        sql = (
-            "UPDATE contacts SET name = $3, email = $4, phone = $5, company = $6, tags = $7,"
-            " fields = $8, version = $9, field_versions = $10, updated_at = $11"
-            " WHERE workspace_id = $1 AND id = $2"
-        )
-        extra = ()
-    await tx.execute(
-        sql, c["workspace_id"], c["id"], c["name"], c["email"], c["phone"], c["company"],
-        _json(c["tags"]), _json(c["fields"]), c["version"], _json(field_versions),
-        c["updated_at"], *extra,
-    )
-
-
-async def _delete(tx: Queries, workspace_id: str, m: DeleteContact, now: str) -> dict[str, Any]:
-    """Soft delete: the tombstone keeps its row with ``deleted_at`` and a new version."""
-    row = await tx.fetchone(_LIVE_CONTACT, workspace_id, m.id)
-    if row is None:
-        raise _not_found("contact", m.id)
-    version = int(row["version"]) + 1
-    await tx.execute(
-        "UPDATE contacts SET deleted_at = $3, updated_at = $3, version = $4"
-        " WHERE workspace_id = $1 AND id = $2",
-        workspace_id, m.id, now, version,
-    )
-    return {
-        "id": m.id,
-        "workspace_id": workspace_id,
-        "version": version,
-        "deleted_at": now,
-        "deleted": True,
-        "name": row["name"],
-    }
-
-
-async def _add_note(
-    tx: Queries, workspace_id: str, actor: Actor, m: AddNote, now: str
-) -> dict[str, Any]:
-    if await tx.fetchval(
-        "SELECT 1 FROM contacts WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
-        workspace_id, m.contact_id,
-    ) is None:
-        raise _not_found("contact", m.contact_id)
-    note_id = uuid.uuid4().hex
-    await tx.execute(
-        "INSERT INTO notes (workspace_id, id, contact_id, body, author_id, author_name,"
-        " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        workspace_id, note_id, m.contact_id, m.body, actor.id, actor.name, now,
-    )
-    return {
-        "id": note_id,
-        "workspace_id": workspace_id,
-        "contact_id": m.contact_id,
-        "body": m.body,
-        "author": {"id": actor.id, "name": actor.name},
-        "created_at": now,
-    }

@@ -13,7 +13,7 @@ import contextlib
 import functools
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,10 @@ class _Queries:
         async with self.conn.execute(_sqlite_sql(sql), args) as cur:
             return int(cur.rowcount)
 
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self.conn.executemany(_sqlite_sql(sql), rows):
+            pass
+
     async def executescript(self, sql: str) -> None:
         for statement in statements(sql):
             await _run(self.conn, statement)
@@ -118,6 +122,10 @@ class SqliteDb:
     async def execute(self, sql: str, *args: Any) -> int:
         async with self._lock:
             return await self._writer.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self.transaction() as tx:
+            await tx.executemany(sql, rows)
 
     async def executescript(self, sql: str) -> None:
         async with self.transaction() as tx:
