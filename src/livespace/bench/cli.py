@@ -16,7 +16,7 @@ from typing import Any
 
 from livespace.bench import report, scenarios
 from livespace.bench.generator import NODE_HOW, node_available
-from livespace.bench.procs import machine, pin_self, raise_fd_limit
+from livespace.bench.procs import busy_seconds, machine, pin_self, raise_fd_limit
 from livespace.bench.scenarios import Bench, Options
 from livespace.bench.servers import DATABASES, GENERATOR_CORE, SERVERS, repo_root
 
@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(slow, for smoke tests), auto = node, else say how to install it")
     g.add_argument("--no-pin", dest="pin", action="store_false",
                    help="do not pin the server to core 0 and the generator to core 1")
+    g.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="before each run, wait up to SECONDS for the machine to be quiet "
+                        "(other processes under 15%% of a core for 2 s); default: don't wait")
     g.add_argument("--quick", action="store_true",
                    help="small numbers everywhere (a ~1-2 minute `all`), for a first look")
     f = p.add_argument_group("fanout")
@@ -239,9 +242,33 @@ def _git_commit() -> str | None:
     return done.stdout.strip() or None
 
 
-async def run_steps(bench: Bench, steps: list[Step]) -> list[dict[str, str]]:
+async def wait_quiet(bench: Bench, limit: float) -> None:
+    """Wait up to ``limit`` seconds until other processes use under 15% of a core for 2 s."""
+    deadline = time.monotonic() + limit
+    quiet_since: float | None = None
+    said = False
+    while time.monotonic() < deadline:
+        before = busy_seconds()
+        await asyncio.sleep(0.5)
+        load = 100 * (busy_seconds() - before) / 0.5
+        if load < scenarios.BUSY_PCT:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= 2.0:
+                return
+        else:
+            quiet_since = None
+            if not said:
+                bench.say(f"waiting up to {limit:.0f} s for a quiet machine "
+                          f"(other processes use {load:.0f}% of a core)")
+                said = True
+    bench.say(f"the machine did not get quiet within {limit:.0f} s; going on")
+
+
+async def run_steps(bench: Bench, steps: list[Step], quiet: float = 0.0) -> list[dict[str, str]]:
     errors: list[dict[str, str]] = []
     for name, step in steps:
+        if quiet > 0:
+            await wait_quiet(bench, quiet)
         try:
             await step()
         except Exception as err:  # one failed run must not lose the others
@@ -282,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
              for i in range(max(1, args.repeat)) for name, step in steps]
     bench.say(f"livespace bench {args.scenario}: {len(steps)} run(s) with the {generator} "
               f"generator")
-    errors = asyncio.run(run_steps(bench, steps))
+    errors = asyncio.run(run_steps(bench, steps, args.wait_quiet))
     summary = report.summarise(bench.records)
     ratio_table = report.ratios(summary)
     goals = report.targets(summary, ratio_table)
