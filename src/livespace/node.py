@@ -19,7 +19,7 @@ from livespace.hub import Hub
 from livespace.limits import KeyedBuckets
 from livespace.presence import Entry, MemoryPresence, Presence
 from livespace.service import Service
-from livespace.store import Store, open_store
+from livespace.store import Event, Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class Node:
         self.presence = presence
         self.hub = Hub(store, broker)
         self.service = Service(store, self.hub)
+        store.on_commit = self.publish_committed
         self.verifier = TokenVerifier(settings)
         self.user_limits = KeyedBuckets(settings.user_rate_limit)
         self.http_limits = KeyedBuckets(settings.http_rate_limit)
@@ -109,6 +110,12 @@ class Node:
                     failures = 0
 
         return asyncio.get_running_loop().create_task(loop())
+
+    async def publish_committed(self, events: list[Event]) -> None:
+        """The store's ``on_commit``: each committed batch's events, in seq order, to
+        every node's rooms (so this node publishes a workspace's events in seq order)."""
+        for event in events:
+            await self.hub.publish_event(event.workspace_id, event.seq, event.frame())
 
     # ---- periodic jobs ------------------------------------------------------------------
 
@@ -184,5 +191,6 @@ class Node:
         for task in list(self._tasks):
             task.cancel()
         await self.presence.close()
+        self.store.on_commit = None  # what is still queued commits, unpublished
         await self.broker.close()
         await self.store.close()

@@ -1,4 +1,4 @@
-"""A client's request: authorise -> validate -> commit -> publish.
+"""A client's request: authorise -> validate -> commit (-> publish, by the store's hook).
 
 The one path for every change, whether it came over the socket or over HTTP, so both
 emit the same durable event and enforce the same roles.
@@ -6,6 +6,7 @@ emit the same durable event and enforce the same roles.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from livespace.auth import Principal
@@ -50,15 +51,25 @@ class Service:
         ref: str | None,
         role: str | None = None,
     ) -> Committed:
-        """Apply a contact/note change and publish its event once committed."""
+        """Apply a contact/note change (its event is published by the store's
+        ``on_commit``, in seq order, before this returns)."""
         if role is None:
             role = await self.role(workspace_id, principal.user_id)
+        return await self.submit(workspace_id, principal, mutation, ref, role)
+
+    def submit(
+        self,
+        workspace_id: str,
+        principal: Principal,
+        mutation: Mutation,
+        ref: str | None,
+        role: str,
+    ) -> asyncio.Future[Committed]:
+        """:meth:`mutate` for a caller that knows the role and pipelines: queued now, in
+        call order; forbidden for viewers (raised at once)."""
         if role == "viewer":
             raise forbidden("viewers may not change contacts or notes")
-        committed = await self.store.apply(workspace_id, actor_of(principal), mutation, ref)
-        if committed.event is not None:
-            await self.hub.publish_event(workspace_id, committed.seq, committed.event.frame())
-        return committed
+        return self.store.submit(workspace_id, actor_of(principal), mutation, ref)
 
     # ---- workspaces and members ---------------------------------------------------------
 
