@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from livespace.codes import HTTP_STATUS, Error, Problem
 from livespace.node import Node
 from livespace.protocol import loads
 
+audit = logging.getLogger("livespace.audit")
 
 def node_of(request: Request) -> Node:
     node: Node = request.app.state.node
@@ -35,7 +37,11 @@ async def caller(request: Request) -> Principal:
         raise Problem(Error.UNAUTHORIZED, f"invalid token: {err}") from None
     wait = node.http_limits.take(principal.user_id, time.monotonic())
     if wait:
+        audit.info("http rate limited user=%s %s %s", principal.user_id, request.method,
+                   request.url.path)
         raise Problem(Error.RATE_LIMITED, "too many requests", retry_after=round(wait, 3))
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        audit.info("http user=%s %s %s", principal.user_id, request.method, request.url.path)
     return principal
 
 
@@ -48,14 +54,14 @@ async def json_body(request: Request) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         raise Problem(Error.TOO_LARGE, f"request body over {MAX_BODY} bytes")
-    raw = b""
+    raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY:
             raise Problem(Error.TOO_LARGE, f"request body over {MAX_BODY} bytes")
     if not raw.strip():
         raise Problem(Error.INVALID_JSON, "a JSON body is required")
-    return loads(raw)
+    return loads(bytes(raw))
 
 
 NodeDep = Annotated[Node, Depends(node_of)]
