@@ -128,7 +128,7 @@ class Connection:
         """Frames may flow: a writer task runs only while there is something to wait for
         (a paused socket, the ASGI path, a close) - an idle connection has none."""
         self._started = True
-        if self.outbox or self.close_code is not None:
+        if (self.outbox and self.raw is None) or self.close_code is not None:
             self._kick()
 
     def _kick(self) -> None:
