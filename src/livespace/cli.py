@@ -189,14 +189,23 @@ def cmd_bench(argv: Sequence[str]) -> int:
 # --- parser ----------------------------------------------------------------------------
 
 
-def _positive(raw: str) -> int:
+def _whole(raw: str, least: int = 1) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def _positive(raw: str) -> int:
+    return _whole(raw)
+
+
+def _days(raw: str) -> int:
+    """0 keeps nothing older than now (what a test or a full reset wants)."""
+    return _whole(raw, 0)
 
 
 def _port(raw: str) -> int:
@@ -254,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_member_remove)
 
     p = sub.add_parser("cleanup", help="delete old events, idempotency refs and sessions")
-    p.add_argument("--retention-days", type=_positive, default=30)
+    p.add_argument("--retention-days", type=_days, default=30)
     p.set_defaults(func=cmd_cleanup)
 
     # parsed by livespace.bench itself (see main); listed here for --help

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -41,7 +42,8 @@ class Client:
         self.inbox: list[dict[str, Any]] = []
         self.welcome: dict[str, Any] = {}
         self.last_seq = 0
-        self._refs = itertools.count(1)
+        # refs are idempotency keys for 24 h per user: unique across connections
+        self._refs = (f"{uuid.uuid4().hex[:12]}-{n}" for n in itertools.count(1))
 
     @classmethod
     async def connect(
@@ -155,7 +157,7 @@ class Client:
     async def request(self, type: str, data: dict[str, Any] | None = None, *,
                       ref: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
         """Send with a ``ref`` and wait for the ``ack``, ``pong`` or ``error`` echoing it."""
-        ref = ref or f"r{next(self._refs)}"
+        ref = ref or next(self._refs)
         await self.send(type, data, ref)
         return await self.next(
             where=lambda f: f.get("ref") == ref and f.get("type") in ("ack", "error", "pong"),

@@ -20,6 +20,7 @@ from livespace.hub import REPLAY_PAGE, Room
 from livespace.limits import Abuse, TokenBucket
 from livespace.presence import Entry
 from livespace.protocol import FrameError, dumpb
+from livespace.resume import Replay, Resync, resume
 
 if TYPE_CHECKING:
     from livespace.node import Node
@@ -41,66 +42,103 @@ class Session:
     # ---- open ---------------------------------------------------------------------------
 
     async def open(self, since: int | None) -> None:
+        """Welcome, then the replay from the store (if ``since``), then live events.
+
+        Nothing awaits between joining the room and queueing ``welcome``, so no frame can
+        precede it; live events that arrive during the replay wait in ``conn.backlog``.
+        Returns once the welcome is queued; the replay goes on in the background.
+        """
         node, conn = self.node, self.conn
-        principal = conn.principal
-        entry = Entry(conn.id, conn.workspace_id, principal.user_id, principal.email,
+        principal, ws = conn.principal, conn.workspace_id
+        entry = Entry(conn.id, ws, principal.user_id, principal.email,
                       principal.name, conn.role, node=node.settings.node_id)
         joined = await node.presence.join(entry)
-        online = await node.presence.online(conn.workspace_id)
+        online = await node.presence.online(ws)
+        bounds = None if since is None else (await node.store.oldest_seq(ws),
+                                             await node.store.head_seq(ws))
         self.room = room = await node.hub.attach(conn)
         head = room.head
+        plan: Replay | Resync | None = None
+        if since is not None and bounds is not None:
+            plan = resume(since, delivered=head, oldest=bounds[0], head=bounds[1])
         welcome: dict[str, Any] = {
             "type": "welcome",
             "session_id": conn.id,
-            "workspace_id": conn.workspace_id,
+            "workspace_id": ws,
             "user": {"id": principal.user_id, "email": principal.email,
                      "name": principal.name, "role": conn.role},
-            "seq": head,
+            "seq": plan.to_seq if isinstance(plan, Replay) else head,
             "presence": online,
             "heartbeat_s": node.settings.heartbeat_s,
         }
-        replay_from: int | None = None
-        if since is not None:
-            oldest = await node.store.oldest_seq(conn.workspace_id)
-            if since < 0 or since > head or since < oldest - 1:
-                welcome["resync_required"] = True
-                welcome["oldest_seq"] = oldest
-            else:
-                welcome["replay"] = {"from_seq": since + 1, "to_seq": head, "count": head - since}
-                replay_from = since
+        if isinstance(plan, Replay):
+            welcome["replay"] = plan.to_json()
+        elif isinstance(plan, Resync):
+            welcome["resync_required"] = True
+            welcome["oldest_seq"] = plan.oldest_seq
         conn.send(welcome)
         conn.start()
         self._watch_expiry()
         if joined is not None:
-            await node.hub.publish(conn.workspace_id,
-                                   {"type": "presence", "event": "join", "user": joined}, conn.id)
-        if replay_from is None:
+            await node.hub.announce(ws, "join", joined, conn.id)
+        if isinstance(plan, Replay):
+            node.spawn(self._resume(plan))
+        else:
             conn.last_seq = head
             self._go_live()
-        else:
-            await self._replay(replay_from, head)
 
-    async def _replay(self, since: int, head: int) -> None:
-        """Send events since..head from the store in pages, then the live backlog."""
-        conn, store = self.conn, self.node.store
-        cursor = since
-        conn.last_seq = since
-        while cursor < head and conn.close_code is None:
-            events = await store.events_after(conn.workspace_id, cursor, min(REPLAY_PAGE,
-                                                                            head - cursor))
-            if not events:
-                break
-            for event in events:
+    async def _resume(self, plan: Replay) -> None:
+        """The replay, then live. It runs beside the socket's reading, so that pings,
+        receipts and mutations are answered meanwhile and a client that goes away
+        mid-replay is noticed (its close stops the writer, which ends the replay)."""
+        try:
+            await self._replay(plan.since, plan.to_seq)
+        except Exception:
+            log.exception("replay failed on connection %s", self.conn.id)
+            self.conn.close(Close.RESTARTING, "replay failed: reconnect with since")
+        finally:
+            self._go_live()
+
+    async def _replay(self, since: int, to_seq: int) -> None:
+        """Push the events ``since + 1 .. to_seq`` from the store, in pages, one by one
+        as the outbox has room (bounded memory, whatever the log's length).
+
+        Live events meanwhile wait in ``conn.backlog``; when that grows past half the
+        outbox's frame bound it is dropped and the replay runs on to the room's head
+        instead (every event the room delivered is in the store). An event missing from
+        the store (removed by a cleanup since the welcome) closes with 4009: the client
+        reconnects with ``since`` and is told ``resync_required``.
+        """
+        conn, store, room = self.conn, self.node.store, self.room
+        assert room is not None
+        spill = max(1, conn.outbox.max_frames // 2)
+        cursor = conn.last_seq = since
+        while cursor < to_seq and not self._gone():
+            page = await store.events_after(conn.workspace_id, cursor,
+                                            min(REPLAY_PAGE, to_seq - cursor))
+            if not page or page[0].seq != cursor + 1:
+                log.info("connection %s: events after %d expired during its replay",
+                         conn.id, cursor)
+                conn.close(Close.TOO_SLOW, "events expired during replay: reconnect with since")
+                return
+            for event in page:
+                await conn.room()
+                if self._gone() or event.seq != cursor + 1:
+                    break  # closed, or a hole: the next page read tells which
                 if not conn.first_seq:
                     conn.first_seq = event.seq
-                conn.last_seq = event.seq
+                cursor = conn.last_seq = event.seq
                 conn.session.events_delivered += 1
                 conn.push(dumpb(event.frame()), durable=True)
-            cursor = events[-1].seq
-            await conn.room()
-        self._go_live()
+                if len(conn.backlog) > spill:
+                    conn.backlog.clear()
+                    to_seq = max(to_seq, room.head)
+
+    def _gone(self) -> bool:
+        return self.conn.close_code is not None or self.conn.closed.is_set()
 
     def _go_live(self) -> None:
+        """Flush the backlog (duplicates of replayed events are skipped) and go live."""
         conn = self.conn
         conn.live = True
         backlog, conn.backlog = conn.backlog, []

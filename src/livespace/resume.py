@@ -1,0 +1,50 @@
+"""Where a resuming connection starts (pure: no I/O, no asyncio).
+
+A client that connects with ``since=N`` has every durable event up to ``N``. The server
+knows three positions: the oldest seq the store still keeps, the store's head, and the
+head of the node's room (the last seq delivered live on this node, which may lag the
+store by a broker hop). Events after the room's head reach the new connection live;
+events from ``N + 1`` to the room's head come from the store first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Replay the events after ``since`` up to and including ``to_seq`` from the store."""
+
+    since: int
+    to_seq: int
+
+    @property
+    def count(self) -> int:
+        return max(0, self.to_seq - self.since)
+
+    def to_json(self) -> dict[str, Any]:
+        """``welcome.replay``: ``count`` 0 (``from_seq`` past ``to_seq``) when at head."""
+        return {"from_seq": self.since + 1, "to_seq": self.to_seq, "count": self.count}
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """``since`` cannot be served exactly: the client reloads state, then follows live."""
+
+    oldest_seq: int
+
+
+def resume(since: int, *, delivered: int, head: int, oldest: int) -> Replay | Resync:
+    """The plan for ``since``, given the room's ``delivered`` head, the store's ``head``
+    and ``oldest`` kept seq (``head + 1`` when the store keeps none).
+
+    ``since`` above the store's head (a reset database, a client bug) or negative, or
+    older than retention (some event after it is gone): :class:`Resync`. A ``since``
+    between the room's head and the store's is served by live delivery alone (the
+    events up to ``since`` that are still on their way are ignored as duplicates).
+    """
+    if since < 0 or since > head or since < oldest - 1:
+        return Resync(oldest)
+    return Replay(since, max(delivered, since))
