@@ -209,12 +209,11 @@ class Connection:
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
         self.outbox.clear()
-        if self.raw is not None:
-            # a close frame stuck behind a full kernel buffer would keep the socket (and
-            # its buffers) forever: abort, and the endpoint sees the disconnect
+        # a close frame stuck behind a full kernel buffer, or a peer that never answers
+        # it, would keep the socket (and its buffers) forever: abort
+        if self.raw is not None and self.raw.abort():
             log.info("connection %s did not close within %.1f s: cut", self.id,
                      self._close_grace_s)
-            self.raw.abort()
 
     # ---- writing ------------------------------------------------------------------------
 
@@ -290,10 +289,11 @@ class Connection:
                 self.closed.set()
 
     async def stop(self) -> None:
-        """Stop the writer (the socket is gone)."""
+        """Stop the writer (the endpoint is done with the socket). A close this side
+        started keeps its cut timer: the TCP connection may outlive the endpoint."""
         if self.close_code is None:
             self.close_code = Close.GOING_AWAY
-        if self._cut_timer is not None:
+        if self._cut_timer is not None and self.raw is None:
             self._cut_timer.cancel()
             self._cut_timer = None
         if self._writer is not None and not self._writer.done():

@@ -15,6 +15,8 @@ here are plain text frames.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import struct
 from typing import Any
 
@@ -23,6 +25,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 RAW_EXTENSION = "livespace.raw"
 _SHORT = struct.Struct("!BBH")
 _LONG = struct.Struct("!BBQ")
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -98,11 +101,19 @@ class RawSocket:
     def write(self, data: bytes) -> None:
         self._proto.transport.write(data)
 
-    def abort(self) -> None:
-        """Drop the TCP connection now, discarding what the peer has not taken."""
+    def abort(self) -> bool:
+        """Drop the TCP connection now with a reset, discarding what the peer has not
+        taken (the kernel's send queue too: a plain close would keep delivering it to a
+        peer that may never read); False when it was already gone."""
         transport = self._proto.transport
-        if transport is not None and not self._proto.disconnected:
-            transport.abort()
+        if transport is None or self._proto.disconnected:
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        transport.abort()
+        return True
 
     async def drained(self) -> None:
         """Wait until the transport accepts data again (or the socket is gone)."""
