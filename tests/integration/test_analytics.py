@@ -141,6 +141,14 @@ async def test_sessions_show_live_counters_then_how_they_ended(server: Server):
     assert [(r["user_id"], r["close_code"]) for r in rows] == [("max", 4003), ("mia", 1000)]
     assert rows[0]["messages_in"] == 0 and rows[0]["messages_out"] == 1  # the welcome
 
+    # and one whose socket just dropped
+    gone = await server.connect(ws, "olga")
+    gone.ws.transport.abort()
+    rows = await until(lambda: mine("olga"),
+                       lambda rows: len(rows) == 3 and rows[0]["disconnected_at"])
+    assert rows[0]["user_id"] == "olga"
+    assert rows[0]["close_code"] in (1005, 1006)  # no close frame (uvicorn reports 1005)
+
 
 async def test_stats_match_the_traffic_and_members_see_their_own(server: Server):
     ws = await server.workspace("olga", "mia", "max")
