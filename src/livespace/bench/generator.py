@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from livespace.bench.procs import CpuMark, busy_seconds, postgres_pids, rss_kb
-from livespace.bench.servers import GENERATOR_CORE, Server, pin_prefix, repo_root
+from livespace.bench.servers import (
+    GENERATOR_CORE,
+    Server,
+    pin_prefix,
+    repo_root,
+    set_group_nice,
+)
 
 SATURATED_PCT = 90.0
 NODE_HOW = (
@@ -160,6 +166,7 @@ async def run_generator(
     config: dict[str, Any],
     *,
     pin: bool = True,
+    nice: int = 0,
     on_event: EventHandler | None = None,
     timeout: float = 900.0,
 ) -> tuple[dict[str, Any], GeneratorRun]:
@@ -172,13 +179,16 @@ async def run_generator(
         handle.flush()
         argv = generator_argv(kind, Path(handle.name))
         process = await asyncio.create_subprocess_exec(
-            *pin_prefix(GENERATOR_CORE, pin),
+            *pin_prefix(GENERATOR_CORE, pin, nice),
             *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=errors,
             limit=64 * 1024 * 1024,
+            start_new_session=bool(nice),
         )
+        if nice:
+            set_group_nice(process.pid, nice)
         run = GeneratorRun(kind, process, server)
         result: dict[str, Any] | None = None
         try:

@@ -30,6 +30,7 @@ class Options:
     databases: tuple[str, ...] | None = None  # None: the scenario's default
     generator: str = "node"
     pin: bool = True
+    nice: int = 0
     pg_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     subscribers: int = 1000
     payload_bytes: int = 200
@@ -76,6 +77,7 @@ class Bench:
             database=database,
             pg_admin_url=self.options.pg_admin_url,
             pin=self.options.pin,
+            nice=self.options.nice,
             keep_logs=self.options.log_dir,
         )
 
@@ -94,7 +96,8 @@ class Bench:
                 await on_ready(event, run)
 
         result, run = await run_generator(
-            self.options.generator, server, config, pin=self.options.pin, on_event=on_event
+            self.options.generator, server, config, pin=self.options.pin,
+            nice=self.options.nice, on_event=on_event,
         )
         for name, usage in run.phases.items():
             if usage.seconds < MIN_PHASE_S:

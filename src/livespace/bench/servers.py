@@ -63,11 +63,25 @@ def repo_root() -> Path | None:
     return root if (root / "bench").is_dir() and (root / "pyproject.toml").exists() else None
 
 
-def pin_prefix(core: int, enabled: bool) -> list[str]:
-    """``taskset -c CORE`` when pinning is on and possible, else nothing."""
-    if not enabled or shutil.which("taskset") is None or (os.cpu_count() or 1) <= core:
-        return []
-    return ["taskset", "-c", str(core)]
+def pin_prefix(core: int, enabled: bool, nice: int = 0) -> list[str]:
+    """``taskset -c CORE`` when pinning is on and possible, and ``nice -n N`` when asked."""
+    prefix: list[str] = []
+    if enabled and shutil.which("taskset") is not None and (os.cpu_count() or 1) > core:
+        prefix += ["taskset", "-c", str(core)]
+    if nice and shutil.which("nice") is not None:
+        prefix += ["nice", "-n", str(nice)]
+    return prefix
+
+
+def set_group_nice(pid: int, nice: int) -> None:
+    """Give ``pid``'s autogroup the niceness ``nice``.
+
+    With ``kernel.sched_autogroup_enabled`` the scheduler first shares the CPU between
+    sessions and applies ``nice`` only inside one: a niced process in its own session
+    (``start_new_session``) only wins the core once its session's group is reniced.
+    """
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
 
 
 def livespace_command() -> list[str]:
@@ -181,6 +195,7 @@ async def run_server(
     database: str = "sqlite",
     pg_admin_url: str,
     pin: bool = True,
+    nice: int = 0,
     keep_logs: Path | None = None,
     startup_timeout: float = 60.0,
 ) -> AsyncIterator[Server]:
@@ -220,13 +235,16 @@ async def run_server(
         log_path = log_dir / f"{kind}-{db_label or 'mem'}-{port}.log"
         log = stack.enter_context(log_path.open("wb"))
         process = await asyncio.create_subprocess_exec(
-            *pin_prefix(SERVER_CORE, pin),
+            *pin_prefix(SERVER_CORE, pin, nice),
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             env=env,
+            start_new_session=bool(nice),
         )
+        if nice:
+            set_group_nice(process.pid, nice)
         server = Server(kind, port, process.pid, secret, db_label, log_path, process, pg_name)
         try:
             await _wait_healthy(server, startup_timeout)
