@@ -16,6 +16,7 @@ import websockets
 
 from conftest import LIVESPACE, Server, ServerFactory
 from livespace.client import DURABLE, Client
+from livespace.store import open_store
 
 pytestmark = pytest.mark.integration
 
@@ -25,14 +26,15 @@ pytestmark = pytest.mark.integration
 
 FAST = {"LIVESPACE_RATE_LIMIT": "100000", "LIVESPACE_USER_RATE_LIMIT": "100000",
         "LIVESPACE_HTTP_RATE_LIMIT": "100000"}
+LONG_AGO = "2000-01-01T00:00:00.000Z"
 PAD = "x" * 1500
 
 
 @pytest.fixture(scope="module")
 def server(servers: ServerFactory) -> Server:
     """This module's server: rate limits (not under test here) out of the way of bulk
-    pipelined writes."""
-    return servers(**FAST)
+    pipelined writes; the periodic cleanup every second (retention stays 30 days)."""
+    return servers(LIVESPACE_CLEANUP_INTERVAL_S="1", **FAST)
 
 
 
@@ -392,6 +394,46 @@ async def test_since_beyond_retention_or_head_requires_resync(
         assert tomb.status_code == 200 and tomb.json()["deleted"] is True
         never = await api.get(f"{base}/contacts/{'f' * 32}", params={"include_deleted": "true"})
         assert never.status_code == 404
+
+
+async def test_serve_deletes_what_retention_and_the_ref_ttl_let_go(
+        server: Server, clients: list[Client]):
+    ws = await server.workspace("alice", "bob")
+    alice = await server.connect(ws, "alice")
+    clients.append(alice)
+    acks = [await alice.request("contact_created", {"name": f"C{i}"}, ref=f"old-{i}")
+            for i in range(3)]
+    store = await open_store(server.database_url)  # age two events and a ref, as time would
+    try:
+        db = store.db  # type: ignore[attr-defined]
+        await db.execute("UPDATE events SET created_at = $2 WHERE workspace_id = $1"
+                         " AND seq <= 2", ws, LONG_AGO)
+        await db.execute("UPDATE mutation_refs SET created_at = $2 WHERE workspace_id = $1"
+                         " AND ref = 'old-0'", ws, LONG_AGO)
+    finally:
+        await store.close()
+
+    async with server.api("bob") as api:
+        async def history() -> Any:
+            return await api.get(f"/api/workspaces/{ws}/events", params={"since": 0})
+
+        for _ in range(100):  # the periodic cleanup runs every second
+            r = await history()
+            if r.status_code == 410:
+                break
+            await asyncio.sleep(0.1)
+        assert r.status_code == 410 and r.json()["error"]["details"]["oldest_seq"] == 3
+    bob = await server.connect(ws, "bob", since=1)
+    kept = await server.connect(ws, "bob", since=2)
+    clients += [bob, kept]
+    assert bob.welcome["resync_required"] is True and bob.welcome["oldest_seq"] == 3
+    assert kept.welcome["replay"] == {"from_seq": 3, "to_seq": 3, "count": 1}
+    assert (await kept.events(1))[0]["data"] == acks[2]["data"]
+
+    # a ref older than 24 h is forgotten: the same ref is a new mutation; a recent one is not
+    assert await alice.request("contact_created", {"name": "C2"}, ref="old-2") == acks[2]
+    again = await alice.request("contact_created", {"name": "C0"}, ref="old-0")
+    assert again["seq"] == 4 and again["data"]["id"] != acks[0]["data"]["id"]
 
 
 async def test_unusable_since_values_require_resync(server: Server):
