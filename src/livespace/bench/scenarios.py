@@ -108,10 +108,16 @@ class Bench:
                     f"during '{name}': the machine was not quiet, figures are pessimistic"
                 )
             if usage.generator_cpu_pct > SATURATED_PCT:
+                if usage.server_cpu_pct >= SATURATED_PCT:
+                    verdict = (f"the server was at {usage.server_cpu_pct:.0f}% too, so the "
+                               "figure is close to the server's limit, with no headroom left "
+                               "on the generator side")
+                else:
+                    verdict = (f"the server was only at {usage.server_cpu_pct:.0f}%: this "
+                               "figure is the generator's limit, not the server's")
                 self.warn(
                     f"{label}: the {self.options.generator} generator used "
-                    f"{usage.generator_cpu_pct:.0f}% of its core during '{name}': it is "
-                    "saturated, so this figure is the generator's limit, not the server's"
+                    f"{usage.generator_cpu_pct:.0f}% of its core during '{name}'; {verdict}"
                 )
         if not server.alive():
             self.warn(f"{label}: the server died; its log:\n{server.log_tail()}")
