@@ -194,3 +194,17 @@ async def test_many_writers_on_several_stores_get_gapless_seqs(database_url: str
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_odd_sized_batches_write_every_row(store: SqlStore) -> None:
+    """Rows go out in power-of-two chunks (4 + 2 + 1 here): none is lost or doubled."""
+    ws = (await store.create_workspace("w", "alice")).id
+    cid = (await store.apply(ws, ALICE, CreateContact("Ada"), None)).entity["id"]
+    futures = [store.submit(ws, ALICE, CreateContact(f"c{i}"), f"c{i}") for i in range(7)]
+    futures += [store.submit(ws, BOB, AddNote(cid, f"n{i}"), f"n{i}") for i in range(5)]
+    assert [c.seq for c in await asyncio.gather(*futures)] == list(range(2, 14))
+    assert len(await store.contacts(ws, after=None, limit=100)) == 8
+    assert [n["body"] for n in await store.notes(ws, cid)] == [f"n{i}" for i in range(5)]
+    assert [e.seq for e in await store.events_after(ws, 0, 100)] == list(range(1, 14))
+    again = await store.apply(ws, BOB, AddNote(cid, "n4"), "n4")
+    assert (again.seq, again.event) == (13, None)

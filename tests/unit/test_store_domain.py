@@ -167,3 +167,11 @@ def test_unexpected_errors_are_not_swallowed() -> None:
 
     with pytest.raises(RuntimeError):
         plan(WS, 0, [Request(ALICE, CreateContact("x"), None)], {}, {}, NOW, broken)
+
+
+def test_new_ids_increase_within_a_process() -> None:
+    from livespace.store.sql import _new_id
+
+    made = [_new_id() for _ in range(2000)]
+    assert made == sorted(made) and len(set(made)) == len(made)
+    assert all(len(i) == 32 and int(i, 16) for i in made)

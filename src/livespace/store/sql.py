@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import secrets
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -161,8 +163,21 @@ def _cutoff(cutoff_iso: str) -> str:
     return _iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
-def _new_id() -> str:
-    return uuid.uuid4().hex
+class _Ids:
+    """New ids: 32 hex digits, milliseconds since the epoch then 80 random bits (as a
+    UUIDv7 orders), strictly increasing within this process - so rows made in one batch,
+    which share ``created_at``, still list in the order they were made."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def __call__(self) -> str:
+        fresh = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+        self._last = fresh if fresh > self._last else self._last + 1
+        return f"{self._last:032x}"
+
+
+_new_id = _Ids()
 
 
 def _padded(values: list[_T]) -> list[_T]:
@@ -178,12 +193,11 @@ def _placeholders(first: int, count: int) -> str:
 
 _CONTACT = """SELECT workspace_id, id, name, email, phone, company, tags, fields, version,
     field_versions, created_at, updated_at, created_by, deleted_at FROM contacts"""
-_CONTACT_COLUMNS = """workspace_id, id, name, email, phone, company, tags, fields, version,
-    field_versions, updated_at, deleted_at"""
-_INSERT_CONTACT = (
-    "INSERT INTO contacts (" + _CONTACT_COLUMNS + ", created_at, created_by)"
-    " VALUES (" + _placeholders(1, 14) + ")"
+_CONTACT_COLUMNS = (
+    "workspace_id, id, name, email, phone, company, tags, fields, version, field_versions,"
+    " updated_at, deleted_at"
 )
+_INSERT_CONTACT = "INSERT INTO contacts (" + _CONTACT_COLUMNS + ", created_at, created_by)"
 _UPDATE_CONTACT = (
     "UPDATE contacts SET name = $3, email = $4, phone = $5, company = $6, tags = $7,"
     " fields = $8, version = $9, field_versions = $10, updated_at = $11, deleted_at = $12"
@@ -191,17 +205,17 @@ _UPDATE_CONTACT = (
 )
 _INSERT_NOTE = (
     "INSERT INTO notes (workspace_id, id, contact_id, body, author_id, author_name,"
-    " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    " created_at)"
 )
 _INSERT_EVENT = (
     "INSERT INTO events (workspace_id, seq, event_id, type, actor_id, actor_name, data,"
-    " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    " created_at)"
 )
+_INSERT_REF = "INSERT INTO mutation_refs (workspace_id, user_id, ref, seq, entity, created_at)"
 #: An expired row of the same ref may still be there until cleanup: overwritten.
-_INSERT_REF = (
-    "INSERT INTO mutation_refs (workspace_id, user_id, ref, seq, entity, created_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, user_id, ref) DO UPDATE SET"
-    " seq = excluded.seq, entity = excluded.entity, created_at = excluded.created_at"
+_REF_CONFLICT = (
+    " ON CONFLICT (workspace_id, user_id, ref) DO UPDATE SET seq = excluded.seq,"
+    " entity = excluded.entity, created_at = excluded.created_at"
 )
 _HEAD = "SELECT head_seq FROM workspaces WHERE id = $1 AND deleted_at IS NULL"
 _SESSION = """SELECT id, workspace_id, user_id, node, connected_at, disconnected_at,
@@ -209,6 +223,24 @@ _SESSION = """SELECT id, workspace_id, user_id, node, connected_at, disconnected
     FROM sessions"""
 #: ``$2`` NULL means "every user"; the CAST lets PostgreSQL type a lone NULL.
 _USER_FILTER = "(CAST($2 AS TEXT) IS NULL OR user_id = $2)"
+
+
+@functools.lru_cache(maxsize=128)
+def _values_sql(insert: str, width: int, count: int, suffix: str) -> str:
+    """``insert`` with ``count`` rows of ``width`` placeholders, then ``suffix``."""
+    rows = ", ".join("(" + _placeholders(1 + n * width, width) + ")" for n in range(count))
+    return insert + " VALUES " + rows + suffix
+
+
+async def _insert(tx: Queries, insert: str, rows: list[tuple[Any, ...]], suffix: str = ""
+                  ) -> None:
+    """Multi-row INSERTs: one statement (one execution on the server, where executemany
+    is one per row) per power-of-two chunk, so few distinct statements get prepared."""
+    while rows:
+        size = 1 << (len(rows).bit_length() - 1)
+        chunk, rows = rows[:size], rows[size:]
+        await tx.execute(_values_sql(insert, len(chunk[0]), size, suffix),
+                         *(value for row in chunk for value in row))
 
 
 @functools.lru_cache(maxsize=64)
@@ -429,8 +461,8 @@ class SqlStore:
                     future.set_exception(err)
             if not isinstance(err, Exception):
                 raise
-            log.warning("a batch of %d mutations of workspace %s failed: %r", len(batch),
-                        workspace_id, err)
+            log.error("a batch of %d mutations of workspace %s failed", len(batch),
+                      workspace_id, exc_info=err)
             return
         if plan.events and self.on_commit is not None:
             try:
@@ -501,24 +533,24 @@ class SqlStore:
             else:
                 inserts.append((*row, e["created_at"], e["created_by"]))
         if inserts:
-            await tx.executemany(_INSERT_CONTACT, inserts)
+            await _insert(tx, _INSERT_CONTACT, inserts)
         if updates:
             await tx.executemany(_UPDATE_CONTACT, updates)
         if plan.notes:
-            await tx.executemany(_INSERT_NOTE, [
+            await _insert(tx, _INSERT_NOTE, [
                 (workspace_id, n["id"], n["contact_id"], n["body"], n["author"]["id"],
                  n["author"]["name"], n["created_at"]) for n in plan.notes
             ])
-        await tx.executemany(_INSERT_EVENT, [
+        await _insert(tx, _INSERT_EVENT, [
             (workspace_id, e.seq, e.event_id, e.type, e.actor.id, e.actor.name,
              _json(e.data), e.ts) for e in plan.events
         ])
         if plan.refs:
             now = plan.events[-1].ts
-            await tx.executemany(_INSERT_REF, [
+            await _insert(tx, _INSERT_REF, [
                 (workspace_id, user_id, ref, seq, _json(entity), now)
                 for user_id, ref, seq, entity in plan.refs
-            ])
+            ], _REF_CONFLICT)
         await tx.execute("UPDATE workspaces SET head_seq = $2 WHERE id = $1",
                          workspace_id, plan.head)
 
