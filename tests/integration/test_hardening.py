@@ -453,7 +453,7 @@ async def test_a_token_expiring_while_connected_closes_4010(server: Server):
     client = await server.connect(ws, owner, ttl=2)
     exp = int(started) + 2
     assert await client.closed(timeout=5) == 4010
-    assert exp - 0.1 <= time.time() <= exp + 1.0  # at exp, not before (no leeway set)
+    assert exp - 0.1 <= time.time() <= exp + 1.5  # at exp, not before (no leeway set)
 
 
 async def test_refresh_keeps_the_connection_past_the_old_exp(server: Server, clients):
