@@ -68,12 +68,13 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
     settings = node.settings
     headers = websocket.headers
     origin = headers.get("origin")
+    client = websocket.client.host if websocket.client else "-"
     if settings.allowed_origins and origin is not None and origin not in settings.allowed_origins:
+        audit.info("socket refused origin=%.100r workspace=%.64r client=%s status=403",
+                   origin, workspace_id, client)
         await websocket.close(Close.FORBIDDEN)  # before accept: the client sees HTTP 403
         return
     subprotocol = wants_subprotocol(headers)
-
-    client = websocket.client.host if websocket.client else "-"
     user_id = "-"
 
     async def refuse(code: int, reason: str) -> None:
