@@ -91,9 +91,9 @@ class Connection:
         self.raw = raw if flusher is not None else None
         self.flusher = flusher
         self._marked = False
-        self.live = False  # False while a replay is being sent: live events wait in backlog
-        self.backlog: list[tuple[int, bytes]] = []
-        self._backlog_bytes = 0
+        # False while a replay is being sent: live events are not queued, the replay reads
+        # them from the store until it has caught up (Session._replay)
+        self.live = False
         self.last_seq = 0  # highest durable seq pushed to this connection
         self.first_seq = 0  # lowest durable seq pushed (for delivery-rate accounting)
         self.acked_seq = 0
@@ -148,11 +148,6 @@ class Connection:
         if self.raw is not None and not self.batch:
             payload = framed if framed is not None else text_frame(payload)
         result = self.outbox.push(payload, durable)
-        if result is not Push.QUEUED and self.raw is not None and self.raw.writable:
-            # a burst within one loop tick (a committed batch's events) is not slowness:
-            # hand the kernel what it takes now, before the Flusher's turn, and try again
-            self._write_raw(self.raw)
-            result = self.outbox.push(payload, durable)
         if result is Push.QUEUED:
             self.session.messages_out += 1
             self.dirty = True
@@ -174,16 +169,7 @@ class Connection:
         if self.close_code is not None:
             return
         if not self.live:
-            # the backlog is bounded like the outbox: past it, 4009 (resume with since)
-            if not self.backlog:
-                self._backlog_bytes = 0
-            self.backlog.append((seq, payload))
-            self._backlog_bytes += len(payload)
-            if (len(self.backlog) > self.outbox.max_frames
-                    or self._backlog_bytes > self.outbox.max_bytes):
-                log.info("connection %s too slow during its replay: closing with 4009", self.id)
-                self.close(Close.TOO_SLOW, "too slow: reconnect with since")
-            return
+            return  # replaying: the replay reads this event from the store
         if seq <= self.last_seq:
             return
         if not self.first_seq:
@@ -204,7 +190,6 @@ class Connection:
         self.close_code = code
         self.session.close_code = code
         self._close_reason = reason
-        self.backlog.clear()
         self._kick()
         self._cut_timer = asyncio.get_running_loop().call_later(self._close_grace_s, self._cut)
 

@@ -1,19 +1,15 @@
 """What one connection's frames do, from ``welcome`` to the last ``leave``.
 
 The socket endpoint calls :meth:`Session.open`, then :meth:`Session.handle` for each
-text frame in the order received, then :meth:`Session.close`. A mutation is queued to
-the store without waiting for its commit, so the next frames are read meanwhile
-(pipelining); pipelined mutations get seqs in send order, and every reply (ack, error,
-pong) goes out in the order of the frames that caused it.
+text frame in the order received (so pipelined mutations get seqs and acks in send
+order), then :meth:`Session.close`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from livespace import protocol as p
@@ -28,22 +24,8 @@ from livespace.resume import Replay, Resync, resume
 
 if TYPE_CHECKING:
     from livespace.node import Node
-    from livespace.store import Committed
 
 log = logging.getLogger(__name__)
-
-#: Mutations of one connection waiting for their commit; past it, the connection's next
-#: frames are not read until one is answered (backpressure, not an error).
-MAX_IN_FLIGHT = 64
-
-
-class _Reply:
-    """A reply's place in a connection's reply order; ``frame`` None until known."""
-
-    __slots__ = ("frame",)
-
-    def __init__(self, frame: dict[str, Any] | None = None) -> None:
-        self.frame = frame
 
 
 class Session:
@@ -56,9 +38,6 @@ class Session:
         self.abuse = Abuse(limit=int(settings.rate_limit * 2), window=5.0)
         self.room: Room | None = None
         self._expiry: asyncio.TimerHandle | None = None
-        self._replies: deque[_Reply] = deque()  # owed, in frame order, from the first unknown
-        self._in_flight = 0
-        self._answer = asyncio.Event()
 
     # ---- open ---------------------------------------------------------------------------
 
@@ -66,8 +45,8 @@ class Session:
         """Welcome, then the replay from the store (if ``since``), then live events.
 
         Nothing awaits between joining the room and queueing ``welcome``, so no frame can
-        precede it; live events that arrive during the replay wait in ``conn.backlog``.
-        Returns once the welcome is queued; the replay goes on in the background.
+        precede it, and none between it and going live when there is nothing to replay.
+        Returns once the welcome is queued; a replay goes on in the background.
         """
         node, conn = self.node, self.conn
         principal, ws = conn.principal, conn.workspace_id
@@ -98,15 +77,15 @@ class Session:
             welcome["resync_required"] = True
             welcome["oldest_seq"] = plan.oldest_seq
         conn.send(welcome)
+        if not isinstance(plan, Replay):
+            conn.last_seq = head
+            conn.live = True
         conn.start()
         self._watch_expiry()
         if joined is not None:
             await node.hub.announce(ws, "join", joined, conn.id)
         if isinstance(plan, Replay):
             node.spawn(self._resume(plan))
-        else:
-            conn.last_seq = head
-            self._go_live()
 
     async def _resume(self, plan: Replay) -> None:
         """The replay, then live. It runs beside the socket's reading, so that pings,
@@ -117,26 +96,29 @@ class Session:
         except Exception:
             log.exception("replay failed on connection %s", self.conn.id)
             self.conn.close(Close.RESTARTING, "replay failed: reconnect with since")
-        finally:
-            self._go_live()
 
     async def _replay(self, since: int, to_seq: int) -> None:
-        """Push the events ``since + 1 .. to_seq`` from the store, in pages, one by one
-        as the outbox has room (bounded memory, whatever the log's length).
+        """Push the events after ``since`` from the store, in pages, each one when the
+        outbox has room (bounded memory, whatever the log's length), until caught up
+        with the room; then go live in the same step, so that the next event the room
+        delivers is the next one this connection needs.
 
-        Live events meanwhile wait in ``conn.backlog``; when that grows past half the
-        outbox's frame bound it is dropped and the replay runs on to the room's head
-        instead (every event the room delivered is in the store). An event missing from
-        the store (removed by a cleanup since the welcome) closes with 4009: the client
-        reconnects with ``since`` and is told ``resync_required``.
+        Until then the room's deliveries to this connection are dropped: every event the
+        room delivered is in the store, and the replay reads on to the room's head, past
+        ``to_seq`` if it moved meanwhile. An event missing from the store (deleted by a
+        cleanup since the welcome) closes with 4009: the client reconnects with
+        ``since`` and is told ``resync_required``.
         """
         conn, store, room = self.conn, self.node.store, self.room
         assert room is not None
-        spill = max(1, conn.outbox.max_frames // 2)
         cursor = conn.last_seq = since
-        while cursor < to_seq and not self._gone():
+        while not self._gone():
+            target = max(to_seq, room.head)
+            if cursor >= target:
+                conn.live = True  # nothing awaited since room.head was read
+                return
             page = await store.events_after(conn.workspace_id, cursor,
-                                            min(REPLAY_PAGE, to_seq - cursor))
+                                            min(REPLAY_PAGE, target - cursor))
             if not page or page[0].seq != cursor + 1:
                 log.info("connection %s: events after %d expired during its replay",
                          conn.id, cursor)
@@ -151,20 +133,9 @@ class Session:
                 cursor = conn.last_seq = event.seq
                 conn.session.events_delivered += 1
                 conn.push(dumpb(event.frame()), durable=True)
-                if len(conn.backlog) > spill:
-                    conn.backlog.clear()
-                    to_seq = max(to_seq, room.head)
 
     def _gone(self) -> bool:
         return self.conn.close_code is not None or self.conn.closed.is_set()
-
-    def _go_live(self) -> None:
-        """Flush the backlog (duplicates of replayed events are skipped) and go live."""
-        conn = self.conn
-        conn.live = True
-        backlog, conn.backlog = conn.backlog, []
-        for seq, frame in backlog:
-            conn.push_event(seq, frame)
 
     # ---- token lifetime -----------------------------------------------------------------
 
@@ -202,20 +173,20 @@ class Session:
                 return  # closing: the rest is not processed
             wait = self._admit()
             if wait:
-                self._reply(p.error_frame(Problem(
+                conn.send(p.error_frame(Problem(
                     Error.RATE_LIMITED, "too many messages: retry later",
                     retry_after=round(wait, 3)), item.ref))
                 continue
             if isinstance(item, FrameError):
-                self._reply(p.error_frame(item, item.ref))
+                conn.send(p.error_frame(item, item.ref))
                 continue
             try:
                 await self._dispatch(item)
             except Problem as problem:
-                self._reply(p.error_frame(problem, item.ref))
+                conn.send(p.error_frame(problem, item.ref))
             except Exception:
                 log.exception("frame %s failed on connection %s", item.type, conn.id)
-                self._reply(p.error_frame(Problem(Error.INTERNAL, "internal error"), item.ref))
+                conn.send(p.error_frame(Problem(Error.INTERNAL, "internal error"), item.ref))
 
     def _admit(self) -> float:
         """0.0 when a frame may be handled now, else the seconds to wait; closes with 4008
@@ -234,9 +205,10 @@ class Session:
         body, conn, node = frame.body, self.conn, self.node
         ws = conn.workspace_id
         if isinstance(body, p.Ping):
-            self._reply(p.pong_frame(frame.ref))
+            conn.send(p.pong_frame(frame.ref))
         elif isinstance(body, p.CreateContact | p.UpdateContact | p.DeleteContact | p.AddNote):
-            await self._submit(frame.ref, body)
+            committed = await node.service.mutate(ws, conn.principal, body, frame.ref, conn.role)
+            conn.send(p.ack_frame(frame.ref, committed.seq, committed.entity))
         elif isinstance(body, p.Typing):
             await self._typing(body.contact_id, body.is_typing)
         elif isinstance(body, p.PresenceUpdate):
@@ -246,60 +218,17 @@ class Session:
                 await node.hub.publish(ws, {"type": "presence", "event": "update", "user": user},
                                        conn.id)
             if frame.ref is not None:
-                self._reply(p.ack_frame(frame.ref))
+                conn.send(p.ack_frame(frame.ref))
         elif isinstance(body, p.Broadcast):
             out = {"type": "broadcast", "event": body.event, "payload": body.payload,
                    "user_id": conn.user_id}
             await node.hub.publish(ws, out, "" if body.echo else conn.id)
             if frame.ref is not None:
-                self._reply(p.ack_frame(frame.ref))
+                conn.send(p.ack_frame(frame.ref))
         elif isinstance(body, p.Ack):
             await self._receipt(body.seq, frame.ref)
         elif isinstance(body, p.Refresh):
             await self._refresh(body.token, frame.ref)
-
-    # ---- replies in frame order ---------------------------------------------------------
-
-    async def _submit(self, ref: str | None, mutation: p.Mutation) -> None:
-        """Queue a mutation to the store and return: its ack or error is sent in its turn
-        when the store answers. With :data:`MAX_IN_FLIGHT` unanswered, wait first."""
-        conn = self.conn
-        while self._in_flight >= MAX_IN_FLIGHT:
-            self._answer.clear()
-            await self._answer.wait()
-        if conn.close_code is not None:
-            return  # closed while waiting: not processed
-        future = self.node.service.submit(conn.workspace_id, conn.principal, mutation, ref,
-                                          conn.role)
-        reply = _Reply()
-        self._replies.append(reply)
-        self._in_flight += 1
-        future.add_done_callback(functools.partial(self._answered, reply, ref))
-
-    def _answered(self, reply: _Reply, ref: str | None,
-                  future: asyncio.Future[Committed]) -> None:
-        self._in_flight -= 1
-        self._answer.set()
-        error = None if future.cancelled() else future.exception()
-        if future.cancelled() or not (error is None or isinstance(error, Problem)):
-            # the store logged it, once for its whole batch
-            reply.frame = p.error_frame(Problem(Error.INTERNAL, "internal error"), ref)
-        elif isinstance(error, Problem):
-            reply.frame = p.error_frame(error, ref)
-        else:
-            committed = future.result()
-            reply.frame = p.ack_frame(ref, committed.seq, committed.entity)
-        replies, conn = self._replies, self.conn
-        while replies and (ready := replies[0].frame) is not None:
-            replies.popleft()
-            conn.send(ready)
-
-    def _reply(self, frame: dict[str, Any]) -> None:
-        """Send ``frame`` after the replies still owed for earlier frames."""
-        if self._replies:
-            self._replies.append(_Reply(frame))
-        else:
-            self.conn.send(frame)
 
     async def _typing(self, contact_id: str, is_typing: bool) -> None:
         conn, hub = self.conn, self.node.hub
@@ -330,7 +259,7 @@ class Session:
             conn.acked_seq = top
         stored = await self.node.store.advance_cursor(conn.workspace_id, conn.user_id, seq)
         if ref is not None:
-            self._reply(p.ack_frame(ref, data={"cursor": stored}))
+            conn.send(p.ack_frame(ref, data={"cursor": stored}))
 
     async def _refresh(self, token: str, ref: str | None) -> None:
         conn = self.conn
@@ -342,7 +271,7 @@ class Session:
             raise Problem(Error.FORBIDDEN, "a refresh token must be for the same user")
         conn.principal = principal
         self._watch_expiry()
-        self._reply(p.ack_frame(ref, data={"exp": principal.exp}))
+        conn.send(p.ack_frame(ref, data={"exp": principal.exp}))
 
     # ---- close --------------------------------------------------------------------------
 
