@@ -148,6 +148,11 @@ class Connection:
         if self.raw is not None and not self.batch:
             payload = framed if framed is not None else text_frame(payload)
         result = self.outbox.push(payload, durable)
+        if result is not Push.QUEUED and self.raw is not None and self.raw.writable:
+            # a burst within one loop tick (a committed batch's events) is not slowness:
+            # hand the kernel what it takes now, before the Flusher's turn, and try again
+            self._write_raw(self.raw)
+            result = self.outbox.push(payload, durable)
         if result is Push.QUEUED:
             self.session.messages_out += 1
             self.dirty = True

@@ -1,15 +1,19 @@
 """What one connection's frames do, from ``welcome`` to the last ``leave``.
 
 The socket endpoint calls :meth:`Session.open`, then :meth:`Session.handle` for each
-text frame in the order received (so pipelined mutations get seqs and acks in send
-order), then :meth:`Session.close`.
+text frame in the order received, then :meth:`Session.close`. A mutation is queued to
+the store without waiting for its commit, so the next frames are read meanwhile
+(pipelining); pipelined mutations get seqs in send order, and every reply (ack, error,
+pong) goes out in the order of the frames that caused it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from livespace import protocol as p
@@ -24,8 +28,22 @@ from livespace.resume import Replay, Resync, resume
 
 if TYPE_CHECKING:
     from livespace.node import Node
+    from livespace.store import Committed
 
 log = logging.getLogger(__name__)
+
+#: Mutations of one connection waiting for their commit; past it, the connection's next
+#: frames are not read until one is answered (backpressure, not an error).
+MAX_IN_FLIGHT = 64
+
+
+class _Reply:
+    """A reply's place in a connection's reply order; ``frame`` None until known."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: dict[str, Any] | None = None) -> None:
+        self.frame = frame
 
 
 class Session:
@@ -38,6 +56,9 @@ class Session:
         self.abuse = Abuse(limit=int(settings.rate_limit * 2), window=5.0)
         self.room: Room | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        self._replies: deque[_Reply] = deque()  # owed, in frame order, from the first unknown
+        self._in_flight = 0
+        self._answer = asyncio.Event()
 
     # ---- open ---------------------------------------------------------------------------
 
@@ -173,20 +194,20 @@ class Session:
                 return  # closing: the rest is not processed
             wait = self._admit()
             if wait:
-                conn.send(p.error_frame(Problem(
+                self._reply(p.error_frame(Problem(
                     Error.RATE_LIMITED, "too many messages: retry later",
                     retry_after=round(wait, 3)), item.ref))
                 continue
             if isinstance(item, FrameError):
-                conn.send(p.error_frame(item, item.ref))
+                self._reply(p.error_frame(item, item.ref))
                 continue
             try:
                 await self._dispatch(item)
             except Problem as problem:
-                conn.send(p.error_frame(problem, item.ref))
+                self._reply(p.error_frame(problem, item.ref))
             except Exception:
                 log.exception("frame %s failed on connection %s", item.type, conn.id)
-                conn.send(p.error_frame(Problem(Error.INTERNAL, "internal error"), item.ref))
+                self._reply(p.error_frame(Problem(Error.INTERNAL, "internal error"), item.ref))
 
     def _admit(self) -> float:
         """0.0 when a frame may be handled now, else the seconds to wait; closes with 4008
@@ -205,10 +226,9 @@ class Session:
         body, conn, node = frame.body, self.conn, self.node
         ws = conn.workspace_id
         if isinstance(body, p.Ping):
-            conn.send(p.pong_frame(frame.ref))
+            self._reply(p.pong_frame(frame.ref))
         elif isinstance(body, p.CreateContact | p.UpdateContact | p.DeleteContact | p.AddNote):
-            committed = await node.service.mutate(ws, conn.principal, body, frame.ref, conn.role)
-            conn.send(p.ack_frame(frame.ref, committed.seq, committed.entity))
+            await self._submit(frame.ref, body)
         elif isinstance(body, p.Typing):
             await self._typing(body.contact_id, body.is_typing)
         elif isinstance(body, p.PresenceUpdate):
@@ -218,17 +238,60 @@ class Session:
                 await node.hub.publish(ws, {"type": "presence", "event": "update", "user": user},
                                        conn.id)
             if frame.ref is not None:
-                conn.send(p.ack_frame(frame.ref))
+                self._reply(p.ack_frame(frame.ref))
         elif isinstance(body, p.Broadcast):
             out = {"type": "broadcast", "event": body.event, "payload": body.payload,
                    "user_id": conn.user_id}
             await node.hub.publish(ws, out, "" if body.echo else conn.id)
             if frame.ref is not None:
-                conn.send(p.ack_frame(frame.ref))
+                self._reply(p.ack_frame(frame.ref))
         elif isinstance(body, p.Ack):
             await self._receipt(body.seq, frame.ref)
         elif isinstance(body, p.Refresh):
             await self._refresh(body.token, frame.ref)
+
+    # ---- replies in frame order ---------------------------------------------------------
+
+    async def _submit(self, ref: str | None, mutation: p.Mutation) -> None:
+        """Queue a mutation to the store and return: its ack or error is sent in its turn
+        when the store answers. With :data:`MAX_IN_FLIGHT` unanswered, wait first."""
+        conn = self.conn
+        while self._in_flight >= MAX_IN_FLIGHT:
+            self._answer.clear()
+            await self._answer.wait()
+        if conn.close_code is not None:
+            return  # closed while waiting: not processed
+        future = self.node.service.submit(conn.workspace_id, conn.principal, mutation, ref,
+                                          conn.role)
+        reply = _Reply()
+        self._replies.append(reply)
+        self._in_flight += 1
+        future.add_done_callback(functools.partial(self._answered, reply, ref))
+
+    def _answered(self, reply: _Reply, ref: str | None,
+                  future: asyncio.Future[Committed]) -> None:
+        self._in_flight -= 1
+        self._answer.set()
+        error = None if future.cancelled() else future.exception()
+        if future.cancelled() or not (error is None or isinstance(error, Problem)):
+            # the store logged it, once for its whole batch
+            reply.frame = p.error_frame(Problem(Error.INTERNAL, "internal error"), ref)
+        elif isinstance(error, Problem):
+            reply.frame = p.error_frame(error, ref)
+        else:
+            committed = future.result()
+            reply.frame = p.ack_frame(ref, committed.seq, committed.entity)
+        replies, conn = self._replies, self.conn
+        while replies and (ready := replies[0].frame) is not None:
+            replies.popleft()
+            conn.send(ready)
+
+    def _reply(self, frame: dict[str, Any]) -> None:
+        """Send ``frame`` after the replies still owed for earlier frames."""
+        if self._replies:
+            self._replies.append(_Reply(frame))
+        else:
+            self.conn.send(frame)
 
     async def _typing(self, contact_id: str, is_typing: bool) -> None:
         conn, hub = self.conn, self.node.hub
@@ -259,7 +322,7 @@ class Session:
             conn.acked_seq = top
         stored = await self.node.store.advance_cursor(conn.workspace_id, conn.user_id, seq)
         if ref is not None:
-            conn.send(p.ack_frame(ref, data={"cursor": stored}))
+            self._reply(p.ack_frame(ref, data={"cursor": stored}))
 
     async def _refresh(self, token: str, ref: str | None) -> None:
         conn = self.conn
@@ -271,7 +334,7 @@ class Session:
             raise Problem(Error.FORBIDDEN, "a refresh token must be for the same user")
         conn.principal = principal
         self._watch_expiry()
-        conn.send(p.ack_frame(ref, data={"exp": principal.exp}))
+        self._reply(p.ack_frame(ref, data={"exp": principal.exp}))
 
     # ---- close --------------------------------------------------------------------------
 
