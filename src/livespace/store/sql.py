@@ -225,6 +225,23 @@ _SESSION = """SELECT id, workspace_id, user_id, node, connected_at, disconnected
 _USER_FILTER = "(CAST($2 AS TEXT) IS NULL OR user_id = $2)"
 
 
+#: Column types of the rows written in bulk (PostgreSQL reads them from typed arrays).
+_CONTACT_TYPES = ("text",) * 8 + ("integer", "text", "text", "text")
+_INSERT_CONTACT_TYPES = (*_CONTACT_TYPES, "text", "text")
+_NOTE_TYPES = ("text",) * 7
+_EVENT_TYPES = ("text", "bigint", *("text",) * 6)
+_REF_TYPES = ("text", "text", "text", "bigint", "text", "text")
+#: PostgreSQL: every changed contact of a batch in one statement.
+_UPDATE_CONTACTS_UNNEST = (
+    "UPDATE contacts AS c SET name = u.name, email = u.email, phone = u.phone,"
+    " company = u.company, tags = u.tags, fields = u.fields, version = u.version,"
+    " field_versions = u.field_versions, updated_at = u.updated_at, deleted_at = u.deleted_at"
+    " FROM unnest(" + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_CONTACT_TYPES, 1))
+    + ") AS u(" + _CONTACT_COLUMNS + ")"
+    ' WHERE c.workspace_id = u.workspace_id AND c.id = u.id COLLATE "C"'
+)
+
+
 @functools.lru_cache(maxsize=128)
 def _values_sql(insert: str, width: int, count: int, suffix: str) -> str:
     """``insert`` with ``count`` rows of ``width`` placeholders, then ``suffix``."""
@@ -232,15 +249,15 @@ def _values_sql(insert: str, width: int, count: int, suffix: str) -> str:
     return insert + " VALUES " + rows + suffix
 
 
-async def _insert(tx: Queries, insert: str, rows: list[tuple[Any, ...]], suffix: str = ""
-                  ) -> None:
-    """Multi-row INSERTs: one statement (one execution on the server, where executemany
-    is one per row) per power-of-two chunk, so few distinct statements get prepared."""
-    while rows:
-        size = 1 << (len(rows).bit_length() - 1)
-        chunk, rows = rows[:size], rows[size:]
-        await tx.execute(_values_sql(insert, len(chunk[0]), size, suffix),
-                         *(value for row in chunk for value in row))
+@functools.lru_cache(maxsize=16)
+def _unnest_sql(insert: str, types: tuple[str, ...], suffix: str) -> str:
+    """``insert`` of the rows of one typed array per column (PostgreSQL)."""
+    arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, 1))
+    return insert + " SELECT * FROM unnest(" + arrays + ")" + suffix
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 @functools.lru_cache(maxsize=64)
@@ -290,7 +307,8 @@ class SqlStore:
         self.on_commit: Callable[[list[Event]], Awaitable[None]] | None = None
         # the first statement of a batch: PostgreSQL locks the row until commit; SQLite's
         # BEGIN IMMEDIATE has already locked the whole database
-        self._lock_head = _HEAD + (" FOR UPDATE" if db.dialect == "postgres" else "")
+        self._postgres = db.dialect == "postgres"
+        self._lock_head = _HEAD + (" FOR UPDATE" if self._postgres else "")
         self._queues: dict[str, deque[tuple[Request, asyncio.Future[Committed]]]] = {}
         self._committers: set[asyncio.Task[None]] = set()
 
@@ -533,26 +551,43 @@ class SqlStore:
             else:
                 inserts.append((*row, e["created_at"], e["created_by"]))
         if inserts:
-            await _insert(tx, _INSERT_CONTACT, inserts)
+            await self._insert(tx, _INSERT_CONTACT, _INSERT_CONTACT_TYPES, inserts)
         if updates:
-            await tx.executemany(_UPDATE_CONTACT, updates)
+            if self._postgres:
+                await tx.execute(_UPDATE_CONTACTS_UNNEST, *_columns(updates))
+            else:
+                await tx.executemany(_UPDATE_CONTACT, updates)
         if plan.notes:
-            await _insert(tx, _INSERT_NOTE, [
+            await self._insert(tx, _INSERT_NOTE, _NOTE_TYPES, [
                 (workspace_id, n["id"], n["contact_id"], n["body"], n["author"]["id"],
                  n["author"]["name"], n["created_at"]) for n in plan.notes
             ])
-        await _insert(tx, _INSERT_EVENT, [
+        await self._insert(tx, _INSERT_EVENT, _EVENT_TYPES, [
             (workspace_id, e.seq, e.event_id, e.type, e.actor.id, e.actor.name,
              _json(e.data), e.ts) for e in plan.events
         ])
         if plan.refs:
             now = plan.events[-1].ts
-            await _insert(tx, _INSERT_REF, [
+            await self._insert(tx, _INSERT_REF, _REF_TYPES, [
                 (workspace_id, user_id, ref, seq, _json(entity), now)
                 for user_id, ref, seq, entity in plan.refs
             ], _REF_CONFLICT)
         await tx.execute("UPDATE workspaces SET head_seq = $2 WHERE id = $1",
                          workspace_id, plan.head)
+
+    async def _insert(self, tx: Queries, insert: str, types: tuple[str, ...],
+                      rows: list[tuple[Any, ...]], suffix: str = "") -> None:
+        """Insert ``rows`` in few statements, each one execution on the server (where
+        executemany is one per row): on PostgreSQL one ``unnest`` of typed arrays; on
+        SQLite multi-row VALUES in power-of-two chunks (few distinct statements)."""
+        if self._postgres:
+            await tx.execute(_unnest_sql(insert, types, suffix), *_columns(rows))
+            return
+        while rows:
+            size = 1 << (len(rows).bit_length() - 1)
+            chunk, rows = rows[:size], rows[size:]
+            await tx.execute(_values_sql(insert, len(types), size, suffix),
+                             *(value for row in chunk for value in row))
 
     # ---- contacts and notes ------------------------------------------------------------------
 
