@@ -738,23 +738,26 @@ async function durable() {
     if (performance.now() < w.pausedUntil) return;
     while (w.inFlight.size < pipeline) {
       if (target && acks + inFlightTotal() >= target) return;
-      const i = w.counter++;
-      const ref = `${RUN_ID}-w${w.index}-${i}`;
-      let frame;
-      let create = true;
-      if (w.ids.length > 0 && Math.random() < updateRatio) {
-        const id = w.ids[(Math.random() * w.ids.length) | 0];
-        frame = { type: 'contact_updated', ref,
-          data: { id, changes: { company: `Company ${i}`, phone: `+1555${i}` } } };
-        create = false;
-      } else {
-        frame = { type: 'contact_created', ref,
-          data: { name: `Bench ${w.index}-${i}`, email: `w${w.index}.${i}@bench.example`,
-            company: 'Bench Inc', tags: ['bench'] } };
-      }
-      w.inFlight.set(ref, { t: nowUs(), create });
-      w.ws.send(JSON.stringify(frame));
+      sendOp(w);
     }
+  }
+  function sendOp(w) {
+    const i = w.counter++;
+    const ref = `${RUN_ID}-w${w.index}-${i}`;
+    let frame;
+    let create = true;
+    if (w.ids.length > 0 && Math.random() < updateRatio) {
+      const id = w.ids[(Math.random() * w.ids.length) | 0];
+      frame = { type: 'contact_updated', ref,
+        data: { id, changes: { company: `Company ${i}`, phone: `+1555${i}` } } };
+      create = false;
+    } else {
+      frame = { type: 'contact_created', ref,
+        data: { name: `Bench ${w.index}-${i}`, email: `w${w.index}.${i}@bench.example`,
+          company: 'Bench Inc', tags: ['bench'] } };
+    }
+    w.inFlight.set(ref, { t: nowUs(), create });
+    w.ws.send(JSON.stringify(frame));
   }
   function inFlightTotal() {
     let n = 0;
@@ -780,6 +783,7 @@ async function durable() {
   }
   phase = { startUs: nowUs(), acks: 0, hist: new Histogram() };
   const startAcks = acks;
+  // Closed loop: every writer keeps `pipeline` frames unacknowledged.
   emit({ kind: 'phase', name: 'durable', state: 'start' });
   const t0 = performance.now();
   let lastAcks = acks;
@@ -805,11 +809,55 @@ async function durable() {
   stopping = true;
   clearInterval(ticker);
   clearInterval(refill);
-  await waitUntil(() => inFlightTotal() === 0 || inFlightTotal(), 3000, 500);
-  closeAll(opened.conns);
+  await waitUntil(() => inFlightTotal() === 0 || inFlightTotal(), 5000, 1000);
   Object.assign(result, { seconds, acks: counted, events_per_s: counted / seconds,
-    latency: phase.hist.summary(), errors, closes, max_seq: maxSeq,
-    unacked: inFlightTotal() });
+    latency: phase.hist.summary() });
+
+  // Open loop: a fixed rate of writes/s spread over the writers, whatever the acks do.
+  if (!target && cfg.open_s > 0 && cfg.rate > 0) {
+    const p = { startUs: nowUs(), acks: 0, hist: new Histogram() };
+    phase = p;
+    let sent = 0;
+    let next = 0;
+    const total = Math.floor(cfg.open_s * cfg.rate);
+    emit({ kind: 'phase', name: 'durable_open', state: 'start' });
+    const o0 = performance.now();
+    let lastOpen = 0;
+    let lastOpenT = o0;
+    const openTicker = setInterval(() => {
+      const now = performance.now();
+      emit({ kind: 'progress', phase: 'durable_open', elapsed_s: (now - o0) / 1000,
+        acks: p.acks, rate: ((p.acks - lastOpen) * 1000) / (now - lastOpenT), max_seq: maxSeq });
+      lastOpen = p.acks;
+      lastOpenT = now;
+    }, 1000);
+    let overloaded = 0;
+    await new Promise((resolve) => {
+      const timer = setInterval(() => {
+        const due = Math.min(total, Math.floor(((performance.now() - o0) / 1000) * cfg.rate) + 1);
+        while (sent < due) {
+          const w = active[next++ % active.length];
+          sent++;
+          // A writer with this many unacknowledged frames is not keeping up: skip, count it.
+          if (w.inFlight.size >= 4096 || w.ws.readyState !== WebSocket.OPEN) overloaded++;
+          else sendOp(w);
+        }
+        if (sent >= total) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 1);
+    });
+    const openSeconds = (performance.now() - o0) / 1000;
+    emit({ kind: 'phase', name: 'durable_open', state: 'end' });
+    clearInterval(openTicker);
+    await waitUntil(() => inFlightTotal() === 0 || inFlightTotal(), 5000, 1000);
+    result.open = { seconds: openSeconds, target_events_per_s: cfg.rate, sent,
+      skipped_overloaded: overloaded, acks: p.acks, events_per_s: p.acks / openSeconds,
+      acked_pct: sent ? (100 * p.acks) / sent : 0, latency: p.hist.summary() };
+  }
+  closeAll(opened.conns);
+  Object.assign(result, { errors, closes, max_seq: maxSeq, unacked: inFlightTotal() });
   emit({ kind: 'result', ...result });
 }
 

@@ -49,19 +49,22 @@ def test_fanout_against_livespace_and_a_baseline(tmp_path: Path) -> None:
     ratio = doc["ratios"]["livespace/websockets"]["fanout_deliveries_per_s"]
     assert ratio is not None and ratio > 0
     assert doc["machine"]["cores"] >= 1
-    assert Path(tmp_path / Path(sorted(tmp_path.glob("*.json"))[-1].name).with_suffix(".png")
-                ).stat().st_size > 1000
+    chart = sorted(tmp_path.glob("*.json"))[-1].with_suffix(".png")
+    assert chart.stat().st_size > 1000
 
 
 def test_durable_and_replay(tmp_path: Path) -> None:
     doc = run_bench(
         tmp_path, "durable", "--database", "sqlite", "--writers", "2", "--pipeline", "4",
-        "--durable-seconds", "1", "--no-chart",
+        "--durable-seconds", "1", "--durable-rate", "200", "--durable-open-seconds", "1",
+        "--no-chart",
     )
     result = doc["runs"][0]["result"]
     assert result["acks"] > 0 and result["events_per_s"] > 0
     assert result["latency"]["p99_ms"] > 0
-    assert result["max_seq"] >= result["acks"]
+    assert result["open"]["acks"] > 0 and result["open"]["latency"]["p99_ms"] > 0
+    assert result["max_seq"] >= result["acks"] + result["open"]["acks"]
+    assert doc["summary"]["durable"]["livespace (sqlite)"]["open_rate"] == 200
 
     doc = run_bench(tmp_path, "replay", "--replay-sizes", "20,60", "--writers", "2", "--no-chart")
     steps = doc["runs"][0]["steps"]

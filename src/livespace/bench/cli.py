@@ -28,9 +28,10 @@ scenarios (each starts its own server(s) on core 0, the load generator on core 1
             keeps --window messages in flight, max deliveries/s. Open loop: a fixed
             --rate of deliveries/s (rate/N messages/s) with latency p50/p99/max and
             delivered %. Server CPU% and RSS per phase. --batch: clients use batch=1.
-  durable   --writers members pipelining contact_created/contact_updated frames
-            (--pipeline in flight each): committed (acked) events/s, ack latency
-            p50/p99. Runs on SQLite and PostgreSQL unless --database says otherwise.
+  durable   --writers members pipelining contact_created/contact_updated frames.
+            Closed loop (--pipeline in flight each): committed (acked) events/s.
+            Open loop (--durable-rate writes/s): ack latency p50/p99 at that load.
+            Runs on SQLite and PostgreSQL unless --database says otherwise.
   idle      --idle-connections authenticated connections (--idle-per-workspace per
             workspace) that stay idle: server RSS per connection = (RSS after - RSS
             before) / connections.
@@ -126,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unacked frames per writer (default %(default)s)")
     w.add_argument("--durable-seconds", type=float, default=d.durable_seconds,
                    help="default %(default)s")
+    w.add_argument("--durable-rate", type=int, default=d.durable_rate,
+                   help="open loop: writes/s over all writers, for ack latency at a fixed "
+                        "load (default %(default)s; 0 skips it)")
+    w.add_argument("--durable-open-seconds", type=float, default=d.durable_open_seconds,
+                   help="default %(default)s")
     w.add_argument("--update-ratio", type=float, default=d.update_ratio,
                    help="share of contact_updated among the writes (default %(default)s)")
     i = p.add_argument_group("idle")
@@ -163,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 QUICK = {
     "subscribers": 200, "closed_seconds": 2.0, "open_seconds": 2.0, "rate": 10_000,
-    "durable_seconds": 2.0, "idle_connections": 1000, "idle_settle": 1.0,
+    "durable_seconds": 2.0, "durable_open_seconds": 2.0, "durable_rate": 1000,
+    "idle_connections": 1000, "idle_settle": 1.0,
     "connect_seconds": 2.0, "replay_sizes": (1000, 10_000),
 }
 

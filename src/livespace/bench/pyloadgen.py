@@ -442,8 +442,25 @@ async def durable(gen: Generator) -> None:
 
         return on_message
 
-    async def write(writer: Writer) -> None:
+    async def send_op(writer: Writer) -> None:
         assert writer.conn is not None
+        i = writer.counter
+        writer.counter += 1
+        ref = f"{run_id}-w{writer.index}-{i}"
+        create = not (writer.ids and random.random() < update_ratio)
+        if create:
+            frame = {"type": "contact_created", "ref": ref, "data": {
+                "name": f"Bench {writer.index}-{i}",
+                "email": f"w{writer.index}.{i}@bench.example",
+                "company": "Bench Inc", "tags": ["bench"]}}
+        else:
+            frame = {"type": "contact_updated", "ref": ref, "data": {
+                "id": random.choice(writer.ids),
+                "changes": {"company": f"Company {i}", "phone": f"+1555{i}"}}}
+        writer.in_flight[ref] = (now_us(), create)
+        await writer.conn.ws.send(json.dumps(frame))
+
+    async def write(writer: Writer) -> None:
         while not stopping[0]:
             if len(writer.in_flight) >= pipeline or (
                 target and stats["acks"] + sum(len(w.in_flight) for w in writers) >= target
@@ -452,24 +469,16 @@ async def durable(gen: Generator) -> None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(writer.room.wait(), 0.1)
                 continue
-            i = writer.counter
-            writer.counter += 1
-            ref = f"{run_id}-w{writer.index}-{i}"
-            create = not (writer.ids and random.random() < update_ratio)
-            if create:
-                frame = {"type": "contact_created", "ref": ref, "data": {
-                    "name": f"Bench {writer.index}-{i}",
-                    "email": f"w{writer.index}.{i}@bench.example",
-                    "company": "Bench Inc", "tags": ["bench"]}}
-            else:
-                frame = {"type": "contact_updated", "ref": ref, "data": {
-                    "id": random.choice(writer.ids),
-                    "changes": {"company": f"Company {i}", "phone": f"+1555{i}"}}}
-            writer.in_flight[ref] = (now_us(), create)
             try:
-                await writer.conn.ws.send(json.dumps(frame))
+                await send_op(writer)
             except ConnectionClosed:
                 return
+
+    async def drain() -> None:
+        for _ in range(250):  # up to 5 s for the frames in flight to be acknowledged
+            if not any(w.in_flight for w in writers):
+                return
+            await asyncio.sleep(0.02)
 
     conns, failures, _ = await gen.open_all(cfg["targets"], handler)
     for writer, conn in zip(writers, conns, strict=True):
@@ -497,14 +506,45 @@ async def durable(gen: Generator) -> None:
     emit(kind="phase", name="durable", state="end")
     stopping[0] = True
     tick.cancel()
-    gen.stop_event.set()
     for task in tasks:
         task.cancel()
+    await drain()
+    result: dict[str, Any] = {"seconds": seconds, "acks": counted,
+                              "events_per_s": counted / seconds,
+                              "latency": latencies[0].summary()}
+    rate, open_s = float(cfg.get("rate") or 0), float(cfg.get("open_s") or 0)
+    if not target and rate > 0 and open_s > 0 and active:
+        stats["phase_start"] = now_us()
+        latencies[0] = Latencies()
+        open_acks = stats["acks"]
+        total, sent, skipped = math.floor(open_s * rate), 0, 0
+        emit(kind="phase", name="durable_open", state="start")
+        started = time.perf_counter()
+        while sent < total:
+            due = min(total, math.floor((time.perf_counter() - started) * rate) + 1)
+            while sent < due:
+                writer = active[sent % len(active)]
+                sent += 1
+                if len(writer.in_flight) >= 4096:
+                    skipped += 1
+                    continue
+                with contextlib.suppress(ConnectionClosed):
+                    await send_op(writer)
+            await asyncio.sleep(0.001)
+        open_seconds = time.perf_counter() - started
+        emit(kind="phase", name="durable_open", state="end")
+        await drain()
+        acked = stats["acks"] - open_acks
+        result["open"] = {"seconds": open_seconds, "target_events_per_s": rate, "sent": sent,
+                          "skipped_overloaded": skipped, "acks": acked,
+                          "events_per_s": acked / open_seconds,
+                          "acked_pct": 100 * acked / sent if sent else 0,
+                          "latency": latencies[0].summary()}
+    gen.stop_event.set()
     await _close(conns)
     emit(kind="result", mode="durable", writers=len(writers), connected=len(active),
          connect_failures=dict(failures), pipeline=pipeline, update_ratio=update_ratio,
-         seconds=seconds, acks=counted, events_per_s=counted / seconds,
-         latency=latencies[0].summary(), errors=dict(errors), closes=dict(gen.closes),
+         **result, errors=dict(errors), closes=dict(gen.closes),
          max_seq=stats["max_seq"], unacked=sum(len(w.in_flight) for w in writers))
 
 

@@ -26,7 +26,10 @@ def _median(values: list[Any]) -> Any:
     numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     if len(numbers) != len(values) or not numbers:
         return values[-1] if values else None
-    return statistics.median(numbers)
+    middle = statistics.median(numbers)
+    if all(isinstance(n, int) for n in numbers) and float(middle).is_integer():
+        return int(middle)
+    return middle
 
 
 def summarise(records: list[Record]) -> Summary:
@@ -76,10 +79,18 @@ def summarise(records: list[Record]) -> Summary:
             }
         elif scenario == "durable":
             lat = result.get("latency") or {}
+            opened = result.get("open") or {}
+            open_lat = opened.get("latency") or {}
             row = {
                 "events_per_s": result.get("events_per_s"),
                 "p50_ms": lat.get("p50_ms"),
                 "p99_ms": lat.get("p99_ms"),
+                "open_rate": opened.get("target_events_per_s"),
+                "open_events_per_s": opened.get("events_per_s"),
+                "open_acked_pct": opened.get("acked_pct"),
+                "open_p50_ms": open_lat.get("p50_ms"),
+                "open_p99_ms": open_lat.get("p99_ms"),
+                "open_server_cpu_pct": opened.get("server_cpu_pct"),
                 "server_cpu_pct": result.get("server_cpu_pct"),
                 "generator_cpu_pct": result.get("generator_cpu_pct"),
                 "database_cpu_pct": result.get("database_cpu_pct"),
@@ -193,8 +204,11 @@ def targets(summary: Summary, ratio_table: dict[str, dict[str, float | None]]) -
     for label, row in summary.get("durable", {}).items():
         check(f"durable >= 5,000 committed events/s ({label})", row.get("events_per_s"),
               at_least(row.get("events_per_s"), 5000))
-        check(f"durable ack p99 <= 50 ms ({label})", row.get("p99_ms"),
-              at_most(row.get("p99_ms"), 50))
+        if row.get("open_rate") == 5000:
+            p99 = row.get("open_p99_ms")
+            complete = (row.get("open_acked_pct") or 0) >= 99.9
+            check(f"durable ack p99 <= 50 ms at 5,000 writes/s ({label})", p99,
+                  None if p99 is None else complete and p99 <= 50)
     for label, row in summary.get("replay", {}).items():
         step = row.get("100000")
         if step:
@@ -254,10 +268,13 @@ def table(summary: Summary, ratio_table: dict[str, dict[str, float | None]],
             _fmt(r.get("other_cpu_pct"), 0, "%"),
         ] for label, r in conn.items()])
     if dur := summary.get("durable"):
-        lines += _grid("durable", ["server", "events/s", "ack p50 ms", "ack p99 ms",
-                                   "server CPU", "generator CPU", "PostgreSQL CPU", "other CPU",
-                                   "errors"], [[
-            label, _fmt(r["events_per_s"]), _fmt(r["p50_ms"], 1), _fmt(r["p99_ms"], 1),
+        lines += _grid("durable (closed loop: max events/s; open loop: ack latency at a fixed "
+                       "rate)", ["server", "events/s", "open rate/s", "acked", "ack p50 ms",
+                                 "ack p99 ms", "server CPU", "generator CPU", "PostgreSQL CPU",
+                                 "other CPU", "errors"], [[
+            label, _fmt(r["events_per_s"]), _fmt(r.get("open_rate")),
+            _fmt(r.get("open_acked_pct"), 1, "%"), _fmt(r.get("open_p50_ms"), 1),
+            _fmt(r.get("open_p99_ms"), 1),
             _fmt(r["server_cpu_pct"], 0, "%"), _fmt(r.get("generator_cpu_pct"), 0, "%"),
             _fmt(r.get("database_cpu_pct"), 0, "%"),
             _fmt(r.get("other_cpu_pct"), 0, "%"), str(r.get("errors") or ""),
@@ -288,6 +305,7 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
 def write_chart(path: Path, summary: Summary) -> None:
     """A PNG: fan-out throughput and latency, idle memory, handshakes, durable, replay."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -326,6 +344,9 @@ def write_chart(path: Path, summary: Summary) -> None:
         ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
         ax.set_ylabel("ms")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.legend(fontsize=8)
     else:
         bars(ax, ax.get_title(), {}, "ms")

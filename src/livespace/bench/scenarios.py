@@ -42,6 +42,8 @@ class Options:
     writers: int = 8
     pipeline: int = 32
     durable_seconds: float = 5.0
+    durable_rate: int = 5000
+    durable_open_seconds: float = 5.0
     update_ratio: float = 0.25
     idle_connections: int = 10_000
     idle_per_workspace: int = 1000
@@ -323,18 +325,29 @@ async def durable(bench: Bench, database: str) -> Record:
             "update_ratio": o.update_ratio,
             "duration_s": o.durable_seconds,
             "warmup_s": 1,
+            "rate": o.durable_rate,
+            "open_s": o.durable_open_seconds,
         }
         bench.say(f"{label}: {o.writers} writers, {o.pipeline} frames in flight each, "
-                  f"{o.durable_seconds:.0f} s")
+                  f"{o.durable_seconds:.0f} s; then {o.durable_rate:,} writes/s for "
+                  f"{o.durable_open_seconds:.0f} s")
         result, run = await bench.generate(server, label, config)
         _merge_usage(result, run, "durable")
+        _merge_usage(result.get("open"), run, "durable_open")
         lat = result.get("latency") or {}
-        bench.say(f"{label}: {result['events_per_s']:,.0f} committed events/s, ack p50 "
-                  f"{lat.get('p50_ms') or 0:.1f} ms, p99 {lat.get('p99_ms') or 0:.1f} ms; "
+        bench.say(f"{label}: closed loop {result['events_per_s']:,.0f} committed events/s, "
+                  f"ack p50 {lat.get('p50_ms') or 0:.1f} ms, p99 {lat.get('p99_ms') or 0:.1f} ms; "
                   f"errors {result.get('errors') or 'none'}")
+        if opened := result.get("open"):
+            lat = opened.get("latency") or {}
+            bench.say(f"{label}: open loop {opened['target_events_per_s']:,}/s: "
+                      f"{opened['events_per_s']:,.0f} acked/s ({opened['acked_pct']:.1f}%), "
+                      f"ack p50 {lat.get('p50_ms') or 0:.1f} ms, "
+                      f"p99 {lat.get('p99_ms') or 0:.1f} ms")
         return bench.record("durable", server, params={
             "writers": o.writers, "pipeline": o.pipeline, "seconds": o.durable_seconds,
-            "update_ratio": o.update_ratio}, result=result)
+            "update_ratio": o.update_ratio, "rate": o.durable_rate,
+            "open_seconds": o.durable_open_seconds}, result=result)
 
 
 async def replay(bench: Bench, database: str) -> Record:
