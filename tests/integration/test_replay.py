@@ -7,6 +7,7 @@ import asyncio
 import json
 import random
 import subprocess
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -38,7 +39,7 @@ def server(servers: ServerFactory) -> Server:
 
 
 
-async def frames(client: Client, timeout: float = 10.0) -> Any:
+async def frames(client: Client, timeout: float = 10.0) -> AsyncIterator[dict[str, Any]]:
     """Every frame the client gets from now on, in order (batches unpacked), without
     piling them up in its inbox."""
     while client.inbox:
@@ -228,12 +229,11 @@ async def test_resume_while_others_write_has_no_gap_and_no_duplicate(
     acks: dict[int, dict[str, Any]] = {}
     writing = [asyncio.create_task(keep_writing(c, tag, stop, acks))
                for c, tag in zip(writers, ("a", "c"), strict=True)]
-    rng = random.Random(3)  # a reproducible reconnect pattern
     try:
         await asyncio.sleep(0.2)
         readers = await asyncio.gather(
-            resume_repeatedly(server, ws, "bob", start, 8, rng, batch=False),
-            resume_repeatedly(server, ws, "dave", start, 8, rng, batch=True),
+            resume_repeatedly(server, ws, "bob", start, 8, random.Random(3), batch=False),
+            resume_repeatedly(server, ws, "dave", start, 8, random.Random(4), batch=True),
         )
     finally:
         stop.set()
