@@ -175,7 +175,6 @@ class Hub:
         self.broker = broker
         self.rooms: dict[str, Room] = {}
         self.flusher = Flusher()
-        self._per_user: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._opening: dict[str, asyncio.Task[Room]] = {}
 
@@ -186,10 +185,6 @@ class Hub:
     def users(self, workspace_id: str) -> int:
         room = self.rooms.get(workspace_id)
         return len({c.user_id for c in room.conns.values()}) if room else 0
-
-    def count_user(self, user_id: str) -> int:
-        """Open connections of ``user_id`` on this node (kept as a count: O(1) per connect)."""
-        return self._per_user.get(user_id, 0)
 
     async def room(self, workspace_id: str) -> Room:
         room = self.rooms.get(workspace_id)
@@ -218,16 +213,12 @@ class Hub:
         """Add ``conn`` to its room; it receives live events after ``room.head``."""
         room = await self.room(conn.workspace_id)
         room.conns[conn.id] = conn
-        self._per_user[conn.user_id] = self._per_user.get(conn.user_id, 0) + 1
         return room
 
     async def detach(self, conn: Connection) -> None:
         room = self.rooms.get(conn.workspace_id)
         if room is None or room.conns.pop(conn.id, None) is None:
             return
-        left = self._per_user.pop(conn.user_id, 1) - 1
-        if left > 0:
-            self._per_user[conn.user_id] = left
         if not room.conns:
             del self.rooms[conn.workspace_id]
             await room.close()

@@ -16,7 +16,7 @@ from livespace.codes import Close
 from livespace.config import Settings
 from livespace.connection import Connection
 from livespace.hub import Hub
-from livespace.limits import KeyedBuckets
+from livespace.limits import Admission, KeyedBuckets
 from livespace.presence import Entry, MemoryPresence, Presence
 from livespace.service import Service
 from livespace.store import Event, Store, open_store
@@ -47,6 +47,8 @@ class Node:
         self.verifier = TokenVerifier(settings)
         self.user_limits = KeyedBuckets(settings.user_rate_limit)
         self.http_limits = KeyedBuckets(settings.http_rate_limit)
+        self.admission = Admission(settings.max_connections_per_user,
+                                   settings.max_connections_per_workspace)
         self.draining = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -18,7 +17,6 @@ from starlette.websockets import WebSocketDisconnect
 from livespace.auth import AuthError, Principal, token_from, wants_subprotocol
 from livespace.codes import Close, Problem
 from livespace.connection import Connection
-from livespace.limits import Admission
 from livespace.node import Node
 from livespace.session import Session
 from livespace.wire import RawSocket
@@ -26,16 +24,6 @@ from livespace.wire import RawSocket
 log = logging.getLogger(__name__)
 audit = logging.getLogger("livespace.audit")
 router = APIRouter()
-_admissions: WeakKeyDictionary[Node, Admission] = WeakKeyDictionary()
-
-
-def _admission(node: Node) -> Admission:
-    admission = _admissions.get(node)
-    if admission is None:
-        settings = node.settings
-        admission = _admissions[node] = Admission(settings.max_connections_per_user,
-                                                  settings.max_connections_per_workspace)
-    return admission
 
 
 class SocketTransport:
@@ -105,7 +93,7 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
     except Problem:
         await refuse(Close.FORBIDDEN, "forbidden")
         return
-    admission = _admission(node)
+    admission = node.admission
     refused = admission.admit(user_id, workspace_id)
     if refused is not None:
         await refuse(Close.POLICY, refused)
