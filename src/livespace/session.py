@@ -235,8 +235,7 @@ class Session:
             user = await node.presence.update(ws, conn.id, body.status, body.viewing,
                                               body.viewing_given)
             if user is not None:
-                await node.hub.publish(ws, {"type": "presence", "event": "update", "user": user},
-                                       conn.id)
+                await node.hub.announce(ws, "update", user, conn.id)
             if frame.ref is not None:
                 self._reply(p.ack_frame(frame.ref))
         elif isinstance(body, p.Broadcast):
@@ -352,7 +351,6 @@ class Session:
         conn.typing.clear()
         left = await node.presence.leave(conn.workspace_id, conn.id)
         if left is not None:
-            await node.hub.publish(conn.workspace_id,
-                                   {"type": "presence", "event": "leave", "user": left})
+            await node.hub.announce(conn.workspace_id, "leave", left)
         conn.session.disconnected_at = p.now_iso()
         await node.save_session(conn)
