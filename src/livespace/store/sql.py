@@ -482,19 +482,21 @@ class SqlStore:
             log.error("a batch of %d mutations of workspace %s failed", len(batch),
                       workspace_id, exc_info=err)
             return
-        if plan.events and self.on_commit is not None:
-            try:
-                await self.on_commit(plan.events)
-            except Exception:  # committed all the same: readers catch up from the store
-                log.exception("on_commit failed for seqs %d..%d of workspace %s",
-                              plan.events[0].seq, plan.events[-1].seq, workspace_id)
-        for (_, future), result in zip(batch, plan.results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Problem):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        try:
+            if plan.events and self.on_commit is not None:
+                try:
+                    await self.on_commit(plan.events)
+                except Exception:  # committed all the same: readers catch up from the store
+                    log.exception("on_commit failed for seqs %d..%d of workspace %s",
+                                  plan.events[0].seq, plan.events[-1].seq, workspace_id)
+        finally:  # committed: answered even when cancelled meanwhile
+            for (_, future), result in zip(batch, plan.results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Problem):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
     async def _write_batch(self, workspace_id: str, requests: list[Request]) -> Plan:
         """One transaction: lock the workspace row, read the refs and contacts the batch
