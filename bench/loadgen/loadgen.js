@@ -906,8 +906,9 @@ if (!modes[cfg.mode]) {
   emit({ kind: 'result', error: `unknown mode ${cfg.mode}` });
   process.exit(2);
 }
+// Linger a moment after the result so the caller can still read this process's CPU time.
 modes[cfg.mode]().then(
-  () => process.exit(0),
+  () => setTimeout(() => process.exit(0), 300),
   (err) => {
     emit({ kind: 'result', error: String(err && err.stack ? err.stack : err) });
     process.exit(1);

@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--window", type=int, default=d.window,
                    help="closed loop: messages in flight (default %(default)s)")
     f.add_argument("--batch", action="store_true", help="livespace clients connect with batch=1")
+    f.add_argument("--ws-subscribers", action="store_true",
+                   help="Node generator: subscribers use the `ws` client instead of the bare "
+                        "socket receive path (to compare the generator's own cost)")
     w = p.add_argument_group("durable")
     w.add_argument("--writers", type=int, default=d.writers, help="default %(default)s")
     w.add_argument("--pipeline", type=int, default=d.pipeline,

@@ -88,7 +88,8 @@ class CpuMark:
     def percent_until(self, later: CpuMark) -> float:
         """CPU used between the two marks, in percent of one core."""
         elapsed = later.wall - self.wall
-        return 100.0 * (later.cpu - self.cpu) / elapsed if elapsed > 0 else 0.0
+        used = later.cpu - self.cpu  # negative when the process was gone at the later mark
+        return 100.0 * used / elapsed if elapsed > 0 and used > 0 else 0.0
 
 
 def raise_fd_limit(wanted: int) -> int:

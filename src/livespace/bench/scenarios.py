@@ -39,6 +39,7 @@ class Options:
     rate: int = 50_000
     window: int = 16
     batch: bool = False
+    ws_subscribers: bool = False
     writers: int = 8
     pipeline: int = 32
     durable_seconds: float = 5.0
@@ -188,6 +189,7 @@ async def fanout(bench: Bench, kind: str, *, batch: bool, database: str = "sqlit
             "rate": o.rate,
             "window": o.window,
             "concurrency": 100,
+            "raw": not o.ws_subscribers,
         }
         bench.say(f"{label}: connecting {o.subscribers:,} subscribers + 1 publisher")
         result, run = await bench.generate(server, label, config)
