@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 import secrets
 import time
 import uuid
@@ -170,9 +171,10 @@ class _Ids:
 
     def __init__(self) -> None:
         self._last = 0
+        self._random = random.Random(secrets.randbits(128))  # no syscall per id
 
     def __call__(self) -> str:
-        fresh = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+        fresh = (time.time_ns() // 1_000_000) << 80 | self._random.getrandbits(80)
         self._last = fresh if fresh > self._last else self._last + 1
         return f"{self._last:032x}"
 
@@ -231,15 +233,40 @@ _INSERT_CONTACT_TYPES = (*_CONTACT_TYPES, "text", "text")
 _NOTE_TYPES = ("text",) * 7
 _EVENT_TYPES = ("text", "bigint", *("text",) * 6)
 _REF_TYPES = ("text", "text", "text", "bigint", "text", "text")
-#: PostgreSQL: every changed contact of a batch in one statement.
-_UPDATE_CONTACTS_UNNEST = (
-    "UPDATE contacts AS c SET name = u.name, email = u.email, phone = u.phone,"
-    " company = u.company, tags = u.tags, fields = u.fields, version = u.version,"
-    " field_versions = u.field_versions, updated_at = u.updated_at, deleted_at = u.deleted_at"
-    " FROM unnest(" + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_CONTACT_TYPES, 1))
-    + ") AS u(" + _CONTACT_COLUMNS + ")"
-    ' WHERE c.workspace_id = u.workspace_id AND c.id = u.id COLLATE "C"'
-)
+_INSERTS = {"contacts": _INSERT_CONTACT, "notes": _INSERT_NOTE, "events": _INSERT_EVENT,
+            "refs": _INSERT_REF}
+_TYPES = {"contacts": _INSERT_CONTACT_TYPES, "updates": _CONTACT_TYPES, "notes": _NOTE_TYPES,
+          "events": _EVENT_TYPES, "refs": _REF_TYPES}
+
+
+def _unnest(types: tuple[str, ...], first: int) -> str:
+    return "unnest(" + ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, first)) + ")"
+
+
+@functools.lru_cache(maxsize=32)
+def _pg_writes_sql(parts: tuple[str, ...]) -> str:
+    """PostgreSQL: all of a batch's writes as ONE statement (one round trip): a
+    data-modifying CTE per part (``contacts`` inserted, ``updates`` of contacts, ``notes``,
+    ``events``, ``refs``; each from typed arrays, one per column), then the head."""
+    ctes: list[str] = []
+    first = 1
+    for part in parts:
+        rows = _unnest(_TYPES[part], first)
+        first += len(_TYPES[part])
+        if part == "updates":
+            body = (
+                "UPDATE contacts AS c SET name = u.name, email = u.email, phone = u.phone,"
+                " company = u.company, tags = u.tags, fields = u.fields, version = u.version,"
+                " field_versions = u.field_versions, updated_at = u.updated_at,"
+                " deleted_at = u.deleted_at FROM " + rows + " AS u(" + _CONTACT_COLUMNS + ")"
+                ' WHERE c.workspace_id = u.workspace_id AND c.id = u.id COLLATE "C"'
+            )
+        else:
+            body = (_INSERTS[part] + " SELECT * FROM " + rows
+                    + (_REF_CONFLICT if part == "refs" else ""))
+        ctes.append(f"write_{part} AS ({body})")
+    return ("WITH " + ", ".join(ctes) + f" UPDATE workspaces SET head_seq = ${first + 1}"
+            f" WHERE id = ${first}")
 
 
 @functools.lru_cache(maxsize=128)
@@ -249,15 +276,19 @@ def _values_sql(insert: str, width: int, count: int, suffix: str) -> str:
     return insert + " VALUES " + rows + suffix
 
 
-@functools.lru_cache(maxsize=16)
-def _unnest_sql(insert: str, types: tuple[str, ...], suffix: str) -> str:
-    """``insert`` of the rows of one typed array per column (PostgreSQL)."""
-    arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, 1))
-    return insert + " SELECT * FROM unnest(" + arrays + ")" + suffix
-
-
 def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
+
+
+async def _insert_values(tx: Queries, insert: str, width: int, rows: list[tuple[Any, ...]],
+                         suffix: str) -> None:
+    """Multi-row VALUES in power-of-two chunks: one execution each (executemany is one
+    per row) and few distinct statements to prepare."""
+    while rows:
+        size = 1 << (len(rows).bit_length() - 1)
+        chunk, rows = rows[:size], rows[size:]
+        await tx.execute(_values_sql(insert, width, size, suffix),
+                         *(value for row in chunk for value in row))
 
 
 @functools.lru_cache(maxsize=64)
@@ -541,6 +572,8 @@ class SqlStore:
         return {r["id"]: Contact(_contact(r), orjson.loads(r["field_versions"])) for r in rows}
 
     async def _write_plan(self, tx: Queries, workspace_id: str, plan: Plan) -> None:
+        """Write the batch: on PostgreSQL in one statement, on SQLite (in-process, no
+        round trips) a multi-row statement or two per table."""
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         for c in plan.contacts.values():
@@ -552,44 +585,30 @@ class SqlStore:
                 updates.append(row)
             else:
                 inserts.append((*row, e["created_at"], e["created_by"]))
-        if inserts:
-            await self._insert(tx, _INSERT_CONTACT, _INSERT_CONTACT_TYPES, inserts)
-        if updates:
-            if self._postgres:
-                await tx.execute(_UPDATE_CONTACTS_UNNEST, *_columns(updates))
-            else:
+        now = plan.events[-1].ts
+        writes = {  # in this order: a note's contact is written before it
+            "contacts": inserts,
+            "updates": updates,
+            "notes": [(workspace_id, n["id"], n["contact_id"], n["body"], n["author"]["id"],
+                       n["author"]["name"], n["created_at"]) for n in plan.notes],
+            "events": [(workspace_id, e.seq, e.event_id, e.type, e.actor.id, e.actor.name,
+                        _json(e.data), e.ts) for e in plan.events],
+            "refs": [(workspace_id, user_id, ref, seq, _json(entity), now)
+                     for user_id, ref, seq, entity in plan.refs],
+        }
+        parts = tuple(part for part, rows in writes.items() if rows)
+        if self._postgres:
+            columns = [column for part in parts for column in _columns(writes[part])]
+            await tx.execute(_pg_writes_sql(parts), *columns, workspace_id, plan.head)
+            return
+        for part in parts:
+            if part == "updates":
                 await tx.executemany(_UPDATE_CONTACT, updates)
-        if plan.notes:
-            await self._insert(tx, _INSERT_NOTE, _NOTE_TYPES, [
-                (workspace_id, n["id"], n["contact_id"], n["body"], n["author"]["id"],
-                 n["author"]["name"], n["created_at"]) for n in plan.notes
-            ])
-        await self._insert(tx, _INSERT_EVENT, _EVENT_TYPES, [
-            (workspace_id, e.seq, e.event_id, e.type, e.actor.id, e.actor.name,
-             _json(e.data), e.ts) for e in plan.events
-        ])
-        if plan.refs:
-            now = plan.events[-1].ts
-            await self._insert(tx, _INSERT_REF, _REF_TYPES, [
-                (workspace_id, user_id, ref, seq, _json(entity), now)
-                for user_id, ref, seq, entity in plan.refs
-            ], _REF_CONFLICT)
+            else:
+                await _insert_values(tx, _INSERTS[part], len(_TYPES[part]), writes[part],
+                                     _REF_CONFLICT if part == "refs" else "")
         await tx.execute("UPDATE workspaces SET head_seq = $2 WHERE id = $1",
                          workspace_id, plan.head)
-
-    async def _insert(self, tx: Queries, insert: str, types: tuple[str, ...],
-                      rows: list[tuple[Any, ...]], suffix: str = "") -> None:
-        """Insert ``rows`` in few statements, each one execution on the server (where
-        executemany is one per row): on PostgreSQL one ``unnest`` of typed arrays; on
-        SQLite multi-row VALUES in power-of-two chunks (few distinct statements)."""
-        if self._postgres:
-            await tx.execute(_unnest_sql(insert, types, suffix), *_columns(rows))
-            return
-        while rows:
-            size = 1 << (len(rows).bit_length() - 1)
-            chunk, rows = rows[:size], rows[size:]
-            await tx.execute(_values_sql(insert, len(types), size, suffix),
-                             *(value for row in chunk for value in row))
 
     # ---- contacts and notes ------------------------------------------------------------------
 
