@@ -44,7 +44,7 @@ scenarios (each starts its own server(s) on core 0, the load generator on core 1
             bench/baselines/ (FastAPI tutorial ConnectionManager on uvicorn;
             websockets 17 broadcast() on uvloop), with livespace/baseline ratios.
   all       baseline + fanout with batch=1 + durable (SQLite, PostgreSQL) + replay:
-            about 6-9 minutes on a 2-core machine with the defaults.
+            about 4-6 minutes on a 2-core machine with the defaults.
 
 Writes bench/results/<timestamp>.json and .png (--output-dir). Policy limits
 (LIVESPACE_RATE_LIMIT and friends) are lifted on the server under test so that it
