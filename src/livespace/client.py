@@ -58,6 +58,7 @@ class Client:
         origin: str | None = None,
         timeout: float = 10.0,
         max_size: int | None = 2**24,
+        max_queue: int | None = 1024,
     ) -> Client:
         """Open a connection and wait for ``welcome``; :class:`Refused` if closed instead."""
         query: dict[str, str] = {}
@@ -85,6 +86,7 @@ class Client:
             subprotocols=subprotocols,  # type: ignore[arg-type]
             open_timeout=timeout,
             max_size=max_size,
+            max_queue=max_queue,  # frames buffered before the socket stops being read
             ping_interval=None,
         )
         client = cls(ws, batch)

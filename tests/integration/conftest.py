@@ -203,5 +203,4 @@ async def clients() -> AsyncIterator[list[Client]]:
     """Collects clients a test opens and closes them after it."""
     opened: list[Client] = []
     yield opened
-    for client in opened:
-        await client.close()
+    await asyncio.gather(*(client.close() for client in opened), return_exceptions=True)
