@@ -122,6 +122,19 @@ class Server:
                     assert r.status_code == 200, r.text
         return ws_id
 
+    async def events(self, user: str, ws_id: str) -> list[dict[str, Any]]:
+        """The workspace's whole kept log, read page by page over HTTP as ``user``."""
+        out: list[dict[str, Any]] = []
+        async with self.api(user) as api:
+            since = 0
+            while True:
+                page = (await api.get(f"/api/workspaces/{ws_id}/events",
+                                      params={"since": since, "limit": 1000})).json()
+                out += page["events"]
+                if not page["has_more"]:
+                    return out
+                since = page["events"][-1]["seq"]
+
     async def connect(self, ws_id: str, user: str, **kw: Any) -> Client:
         token_kw = {k: kw.pop(k) for k in ("ttl", "name") if k in kw}
         return await Client.connect(self.ws, ws_id, self.token(user, **token_kw), **kw)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
+from seams import engine, redis_target  # noqa: F401 - fixtures
 
 from livespace.broker import Broker
 from livespace.broker.memory import MemoryBroker
@@ -16,19 +17,6 @@ from livespace.broker.redis import RedisBroker
 pytestmark = pytest.mark.integration
 
 MakeBroker = Callable[[], Awaitable[Broker]]
-
-
-@pytest.fixture(params=["memory", "redis"])
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def redis_target(engine: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    """(URL, prefix) for the Redis engine; resolved outside the event loop."""
-    if engine != "redis":
-        return "", ""
-    return request.getfixturevalue("redis_server"), request.getfixturevalue("redis_prefix")
 
 
 @pytest.fixture

@@ -337,13 +337,4 @@ async def test_fuzzing_the_live_server_leaves_it_serving_and_its_data_intact(ser
 
 
 async def events(server: Server, user: str, ws: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    async with server.api(user) as api:
-        since = 0
-        while True:
-            page = (await api.get(f"/api/workspaces/{ws}/events",
-                                  params={"since": since, "limit": 1000})).json()
-            out += page["events"]
-            if not page["has_more"]:
-                return out
-            since = page["events"][-1]["seq"]
+    return await server.events(user, ws)

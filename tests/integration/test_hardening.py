@@ -59,16 +59,7 @@ async def replies(client: Client, refs: list[str], timeout: float = 10.0) -> dic
 
 
 async def all_events(server: Server, user: str, ws: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    async with server.api(user) as api:
-        since = 0
-        while True:
-            page = (await api.get(f"/api/workspaces/{ws}/events",
-                                  params={"since": since, "limit": 1000})).json()
-            events += page["events"]
-            if not page["has_more"]:
-                return events
-            since = page["events"][-1]["seq"]
+    return await server.events(user, ws)
 
 
 def rss_bytes(pid: int) -> int:

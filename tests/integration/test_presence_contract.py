@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from seams import engine, redis_target  # noqa: F401 - fixtures
 
 from livespace.presence import Entry, MemoryPresence, Presence
 from livespace.presence_redis import RedisPresence
@@ -20,19 +21,6 @@ MakePresence = Callable[..., Awaitable[Presence]]
 def entry(conn_id: str, user_id: str = "u1", workspace_id: str = "ws1", **kw: Any) -> Entry:
     return Entry(conn_id=conn_id, workspace_id=workspace_id, user_id=user_id,
                  email=f"{user_id}@example.com", name=user_id.upper(), role="member", **kw)
-
-
-@pytest.fixture(params=["memory", "redis"])
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def redis_target(engine: str, request: pytest.FixtureRequest) -> tuple[str, str]:
-    """(URL, prefix) for the Redis engine; resolved outside the event loop."""
-    if engine != "redis":
-        return "", ""
-    return request.getfixturevalue("redis_server"), request.getfixturevalue("redis_prefix")
 
 
 @pytest.fixture
