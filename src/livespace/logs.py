@@ -64,6 +64,18 @@ class RedactTokens(logging.Filter):
         return True
 
 
+class SocketChatter(logging.Filter):
+    """Drops uvicorn's per-socket INFO lines ("[accepted]", "connection open/closed"):
+    ``livespace.audit`` already logs each socket's open and close, with who and why, and
+    three more lines per connection cost handshake time and log volume. Refusals and
+    anything above INFO still pass."""
+
+    _QUIET = ("connection open", "connection closed", '%s - "WebSocket %s" [accepted]')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.INFO and record.msg in self._QUIET)
+
+
 class LineFormatter(logging.Formatter):
     """``<ISO time UTC> <LEVEL> <logger> <message>``; newlines escaped to keep one line."""
 
@@ -84,7 +96,8 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": "livespace.logs.RedactTokens"}},
+        "filters": {"redact": {"()": "livespace.logs.RedactTokens"},
+                    "quiet_sockets": {"()": "livespace.logs.SocketChatter"}},
         "formatters": {"line": {"()": "livespace.logs.LineFormatter"}},
         "handlers": {
             "default": {
@@ -96,7 +109,7 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
         },
         "loggers": {
             "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
-            "uvicorn.error": {"level": level, "filters": ["redact"]},
+            "uvicorn.error": {"level": level, "filters": ["quiet_sockets", "redact"]},
             "uvicorn.access": {
                 "handlers": ["default"],
                 "level": level,

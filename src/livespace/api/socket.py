@@ -125,7 +125,8 @@ async def _serve(websocket: WebSocket, node: Node, principal: Principal, workspa
     audit.info("socket opened conn=%s user=%s workspace=%s role=%s client=%s", conn.id,
                principal.user_id, workspace_id, role, client)
     try:
-        await node.save_session(conn)
+        # the session row is written by the periodic flush (within LIVESPACE_SESSION_FLUSH_S)
+        # and on close: not on the handshake's path
         await session.open(_since(websocket.query_params.get("since")))
         await _recheck_membership(node, conn)
         while True:
