@@ -20,7 +20,7 @@ from livespace.broker import Broker, Subscription
 from livespace.codes import Close
 from livespace.connection import Connection, Flusher
 from livespace.protocol import dumpb
-from livespace.store import Store
+from livespace.store import Event, Store
 from livespace.wire import text_frame
 
 log = logging.getLogger(__name__)
@@ -225,9 +225,11 @@ class Hub:
 
     # ---- publishing ---------------------------------------------------------------------
 
-    async def publish_event(self, workspace_id: str, seq: int, frame: dict[str, Any]) -> None:
-        await self.broker.publish(
-            envelope.channel(workspace_id), envelope.durable(seq, dumpb(frame))
+    async def publish_events(self, workspace_id: str, events: list[Event]) -> None:
+        """A committed batch of the workspace's events, in seq order, in one publish."""
+        await self.broker.publish_many(
+            envelope.channel(workspace_id),
+            [envelope.durable(event.seq, dumpb(event.frame())) for event in events],
         )
 
     async def publish(self, workspace_id: str, frame: dict[str, Any], exclude: str = "") -> None:

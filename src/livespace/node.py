@@ -122,8 +122,11 @@ class Node:
     async def publish_committed(self, events: list[Event]) -> None:
         """The store's ``on_commit``: each committed batch's events, in seq order, to
         every node's rooms (so this node publishes a workspace's events in seq order)."""
+        by_workspace: dict[str, list[Event]] = {}
         for event in events:
-            await self.hub.publish_event(event.workspace_id, event.seq, event.frame())
+            by_workspace.setdefault(event.workspace_id, []).append(event)
+        for workspace_id, batch in by_workspace.items():
+            await self.hub.publish_events(workspace_id, batch)
 
     # ---- periodic jobs ------------------------------------------------------------------
 

@@ -85,6 +85,17 @@ async def test_keeps_publish_order_of_one_publisher(make_broker: MakeBroker) -> 
     assert got == sent
 
 
+async def test_publish_many_keeps_order_among_single_publishes(make_broker: MakeBroker) -> None:
+    broker = await make_broker()
+    got: list[bytes] = []
+    await broker.subscribe("ws1", got.append)
+    await broker.publish("ws1", b"first")
+    await broker.publish_many("ws1", [str(i).encode() for i in range(300)])
+    await broker.publish("ws1", b"last")
+    await eventually(lambda: len(got) >= 302)
+    assert got == [b"first", *(str(i).encode() for i in range(300)), b"last"]
+
+
 async def test_delivers_at_most_once(make_broker: MakeBroker) -> None:
     broker = await make_broker()
     got: list[bytes] = []

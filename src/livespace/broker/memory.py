@@ -41,6 +41,10 @@ class MemoryBroker:
             except Exception:
                 log.exception("broker handler failed on channel %s", channel)
 
+    async def publish_many(self, channel: str, messages: list[bytes]) -> None:
+        for message in messages:
+            await self.publish(channel, message)
+
     async def subscribe(self, channel: str, handler: Handler) -> _Subscription:
         self.channels.setdefault(channel, []).append(handler)
         return _Subscription(self, channel, handler)
