@@ -114,6 +114,17 @@ async def online(server: Server, user: str, ws: str) -> dict[str, int]:
     return {u["id"]: u["connections"] for u in r.json()["users"]}
 
 
+async def alice_on_a_bob_on_b(
+        cluster: Cluster, clients: list[Client]) -> tuple[Server, Server, str, Client, Client]:
+    """Two nodes, a workspace of alice and bob, alice connected to A and bob to B."""
+    a, b = cluster.start(2)
+    ws = await a.workspace("alice", "bob")
+    alice = await a.connect(ws, "alice")
+    bob = await b.connect(ws, "bob")
+    clients += [alice, bob]
+    return a, b, ws, alice, bob
+
+
 def kill(server: Server) -> None:
     """SIGKILL: no drain, no presence leave, no session flush."""
     assert server.proc is not None
@@ -336,11 +347,7 @@ async def test_events_lost_while_a_subscriber_was_cut_off_are_delivered(
 
 async def test_last_event_lost_by_the_broker_arrives_without_a_later_one(
         cluster: Cluster, clients: list[Client]) -> None:
-    a, b = cluster.start(2)
-    ws = await a.workspace("alice", "bob")
-    alice = await a.connect(ws, "alice")
-    bob = await b.connect(ws, "bob")
-    clients += [alice, bob]
+    _, _, ws, alice, bob = await alice_on_a_bob_on_b(cluster, clients)
     await alice.request("contact_created", {"name": "Ada"})
     for client in (alice, bob):
         assert seqs(await client.events(1)) == [1]
@@ -364,11 +371,7 @@ async def test_last_event_lost_by_the_broker_arrives_without_a_later_one(
 
 async def test_draining_node_closes_1012_and_its_clients_lose_nothing(
         cluster: Cluster, clients: list[Client]) -> None:
-    a, b = cluster.start(2)
-    ws = await a.workspace("alice", "bob")
-    alice = await a.connect(ws, "alice")
-    bob = await b.connect(ws, "bob")
-    clients += [alice, bob]
+    a, b, ws, alice, bob = await alice_on_a_bob_on_b(cluster, clients)
     contact = (await bob.request("contact_created", {"name": "Ada"}))["data"]["id"]
     total = 1 + 40
 
@@ -492,11 +495,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 async def test_redis_outage_degrades_to_store_polling_and_recovers(
         cluster: Cluster, clients: list[Client], private_redis: PrivateRedis) -> None:
     cluster.env["REDIS_URL"] = private_redis.url
-    a, b = cluster.start(2)
-    ws = await a.workspace("alice", "bob")
-    alice = await a.connect(ws, "alice")
-    bob = await b.connect(ws, "bob")
-    clients += [alice, bob]
+    a, b, ws, alice, bob = await alice_on_a_bob_on_b(cluster, clients)
     contact = (await alice.request("contact_created", {"name": "Ada"}))["data"]["id"]
     for client in (alice, bob):
         assert seqs(await client.events(1)) == [1]
