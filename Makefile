@@ -25,11 +25,12 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-# The benchmark (not part of `make test`): docs/performance.md. ARGS=... passes options,
+# The benchmark (not part of `make test`, not in the wheel: the bench/ folder of this
+# checkout): docs/performance.md. ARGS=... passes options,
 # e.g. make bench ARGS="fanout --servers livespace,websockets".
 ARGS ?= all
 bench: install bench-deps
-	$(BIN)/livespace bench $(ARGS)
+	$(BIN)/python -m bench $(ARGS)
 
 # The Node load generator (bench/loadgen): npm ci when npm is there, else say how.
 .PHONY: bench-deps

@@ -22,7 +22,8 @@ import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
-from websockets.asyncio.server import Request, Response, ServerConnection, broadcast, serve
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.http11 import Request, Response
 
 SECRET = os.environ.get("JWT_SECRET")
 rooms: dict[str, set[ServerConnection]] = {}

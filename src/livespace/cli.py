@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from livespace.auth import MAX_USER_ID, AuthError, TokenVerifier, parse_ttl
@@ -174,14 +175,19 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(argv: Sequence[str]) -> int:
-    try:  # imported only here: the load generator pulls in more than the server needs
-        bench = importlib.import_module("livespace.bench")
-    except ModuleNotFoundError as err:
-        if err.name != "livespace.bench":
-            raise
-        raise ConfigError("livespace bench is not part of this installation") from None
-    if not callable(getattr(bench, "main", None)):
-        raise ConfigError("livespace bench is not part of this installation (no main)")
+    """Run the benchmark, a development tool in the source checkout's ``bench/`` folder.
+
+    It is not in the wheel: from an installed package this says where to get it.
+    """
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "bench" / "__main__.py").is_file() or not (root / "pyproject.toml").is_file():
+        raise ConfigError(
+            "livespace bench runs from a source checkout (python -m bench in the repository); "
+            "it is not part of the installed package"
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    bench = importlib.import_module("bench")
     result = bench.main(list(argv))
     return int(result or 0)
 
@@ -266,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retention-days", type=_days, default=30)
     p.set_defaults(func=cmd_cleanup)
 
-    # parsed by livespace.bench itself (see main); listed here for --help
+    # parsed by bench/ itself (see main); listed here for --help
     sub.add_parser("bench", help="load generator and scenarios (livespace bench --help)",
                    add_help=False)
     return parser

@@ -1,5 +1,8 @@
 """Smoke runs of ``livespace bench`` with tiny numbers against real servers.
 
+The benchmark is the development tool in ``bench/`` (not in the wheel); these run it
+through the ``livespace bench`` command, as a source checkout does.
+
 Not a timed assertion: they check that the scenarios run end to end through the public
 contract and write a sane result file. They use the pure-Python load generator, so Node
 is not needed for ``make test``; ``--no-pin`` keeps the test process off ``sched_setaffinity``.
@@ -13,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from livespace.bench import main
+from livespace.cli import main as livespace
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +24,7 @@ COMMON = ["--generator", "python", "--no-pin"]
 
 
 def run_bench(tmp_path: Path, *argv: str) -> dict[str, Any]:
-    status = main([*argv, *COMMON, "--output-dir", str(tmp_path)])
+    status = livespace(["bench", *argv, *COMMON, "--output-dir", str(tmp_path)])
     files = sorted(tmp_path.glob("*.json"))
     assert files, "no result file written"
     document: dict[str, Any] = json.loads(files[-1].read_text())

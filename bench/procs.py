@@ -125,7 +125,7 @@ def _command_version(*argv: str) -> str | None:
     if shutil.which(argv[0]) is None:
         return None
     try:
-        done = subprocess.run(argv, capture_output=True  # noqa: S603
+        done = subprocess.run(argv, capture_output=True
                               , text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None

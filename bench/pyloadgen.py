@@ -1,6 +1,6 @@
 """Pure-Python load generator: the same modes and JSON-lines output as bench/loadgen/loadgen.js.
 
-``python -m livespace.bench.pyloadgen CONFIG.json``. One asyncio process (uvloop when
+``python -m bench.pyloadgen CONFIG.json``. One asyncio process (uvloop when
 installed) with the ``websockets`` client. It needs nothing but the project's own
 dependencies, which makes it the smoke test's generator and the fallback without Node; it
 saturates its core at about 20-30k received frames/s, so for real figures use the Node

@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from livespace.bench import report, scenarios
-from livespace.bench.generator import NODE_HOW, node_available
-from livespace.bench.procs import busy_seconds, machine, pin_self, raise_fd_limit
-from livespace.bench.scenarios import Bench, Options
-from livespace.bench.servers import DATABASES, GENERATOR_CORE, SERVERS, repo_root
+from bench import report, scenarios
+from bench.generator import NODE_HOW, node_available
+from bench.procs import busy_seconds, machine, pin_self, raise_fd_limit
+from bench.scenarios import Bench, Options
+from bench.servers import DATABASES, GENERATOR_CORE, SERVERS, repo_root
 
 SCENARIO_HELP = """\
 scenarios (each starts its own server(s) on core 0, the load generator on core 1):
@@ -244,12 +244,9 @@ def plan(scenario: str, bench: Bench, explicit_servers: bool) -> list[Step]:
 
 
 def _git_commit() -> str | None:
-    root = repo_root()
-    if root is None:
-        return None
     try:
-        done = subprocess.run(  # noqa: S603
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],  # noqa: S607
+        done = subprocess.run(
+            ["git", "-C", str(repo_root()), "rev-parse", "--short", "HEAD"],
             capture_output=True, text=True, timeout=10, check=False,
         )
     except OSError:
@@ -303,9 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     if not generator:
         print(f"livespace bench: {NODE_HOW}", file=sys.stderr)
         return 2
-    root = repo_root()
-    default_dir = root / "bench" / "results" if root else Path("bench-results")
-    out_dir: Path = args.output_dir or default_dir
+    out_dir: Path = args.output_dir or repo_root() / "bench" / "results"
     if args.nice < 0 and os.geteuid() != 0:
         print("livespace bench: --nice below 0 needs root", file=sys.stderr)
         return 2

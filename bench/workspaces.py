@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import httpx
 import jwt
 
-from livespace.bench.servers import Server
+from bench.servers import Server
 
 TOKEN_TTL_S = 6 * 3600
 SETUP_CONCURRENCY = 32

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livespace.bench.generator import SATURATED_PCT, GeneratorRun, run_generator
-from livespace.bench.procs import CpuMark, rss_kb
-from livespace.bench.servers import Server, run_server
-from livespace.bench.workspaces import Workspace, create_contacts, create_workspace
+from bench.generator import SATURATED_PCT, GeneratorRun, run_generator
+from bench.procs import CpuMark, rss_kb
+from bench.servers import Server, run_server
+from bench.workspaces import Workspace, create_contacts, create_workspace
 
 Record = dict[str, Any]
 MIN_PHASE_S = 0.5

@@ -2,7 +2,7 @@
 
 Two implementations share one interface (``bench/loadgen/loadgen.js`` documents it): the
 Node ``ws`` generator, fast enough to receive well over 100k frames/s on one core, and a
-pure-Python one (:mod:`livespace.bench.pyloadgen`) for machines without Node and for
+pure-Python one (:mod:`bench.pyloadgen`) for machines without Node and for
 the smoke test. The config goes in a JSON file; the generator prints ``progress``,
 ``phase`` start/end, ``ready`` and finally ``result`` lines. Between a phase's start and
 end this module takes the CPU time of the server and of the generator itself from /proc,
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livespace.bench.procs import CpuMark, busy_seconds, postgres_pids, rss_kb
-from livespace.bench.servers import (
+from bench.procs import CpuMark, busy_seconds, postgres_pids, rss_kb
+from bench.servers import (
     GENERATOR_CORE,
     Server,
     pin_prefix,
@@ -45,16 +45,14 @@ class GeneratorError(RuntimeError):
     """The load generator could not run or reported an error."""
 
 
-def loadgen_dir() -> Path | None:
-    root = repo_root()
-    return root / "bench" / "loadgen" if root else None
+def loadgen_dir() -> Path:
+    return repo_root() / "bench" / "loadgen"
 
 
 def node_available() -> bool:
     folder = loadgen_dir()
     return (
         shutil.which("node") is not None
-        and folder is not None
         and (folder / "node_modules" / "ws").is_dir()
     )
 
@@ -62,11 +60,11 @@ def node_available() -> bool:
 def generator_argv(kind: str, config_path: Path) -> list[str]:
     if kind == "node":
         folder = loadgen_dir()
-        if folder is None or not node_available():
+        if not node_available():
             raise GeneratorError(NODE_HOW)
         return ["node", str(folder / "loadgen.js"), str(config_path)]
     if kind == "python":
-        return [sys.executable, "-m", "livespace.bench.pyloadgen", str(config_path)]
+        return [sys.executable, str(Path(__file__).with_name("pyloadgen.py")), str(config_path)]
     raise GeneratorError(f"unknown generator {kind!r}")
 
 

@@ -57,10 +57,9 @@ def free_port() -> int:
         return port
 
 
-def repo_root() -> Path | None:
-    """The source checkout this package runs from (editable install), if any."""
-    root = Path(__file__).resolve().parents[3]
-    return root if (root / "bench").is_dir() and (root / "pyproject.toml").exists() else None
+def repo_root() -> Path:
+    """The source checkout this tool runs from (``bench/`` is not part of the wheel)."""
+    return Path(__file__).resolve().parents[1]
 
 
 def pin_prefix(core: int, enabled: bool, nice: int = 0) -> list[str]:
