@@ -18,7 +18,7 @@ from livespace.config import Settings
 from livespace.connection import Connection
 from livespace.hub import Hub
 from livespace.limits import Admission, KeyedBuckets
-from livespace.presence import Entry, MemoryPresence, Presence
+from livespace.presence import Entry, Presence, open_presence
 from livespace.service import Service
 from livespace.store import Event, Store, open_store
 
@@ -60,14 +60,8 @@ class Node:
         store = await open_store(settings.database_url)
         await store.migrate()
         broker = await open_broker(settings.redis_url, prefix=settings.redis_prefix)
-        presence: Presence
-        if settings.redis_url:
-            from livespace.presence_redis import RedisPresence
-
-            presence = RedisPresence(settings.redis_url, prefix=settings.redis_prefix,
-                                     ttl_s=settings.presence_ttl_s)
-        else:
-            presence = MemoryPresence(settings.presence_ttl_s)
+        presence = open_presence(settings.redis_url, prefix=settings.redis_prefix,
+                                 ttl_s=settings.presence_ttl_s)
         node = cls(settings, store, broker, presence)
         node._loops = [
             node._every(settings.session_flush_s, node.flush_sessions),

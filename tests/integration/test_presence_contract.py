@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from seams import engine, redis_target  # noqa: F401 - fixtures
 
-from livespace.presence import Entry, MemoryPresence, Presence
-from livespace.presence_redis import RedisPresence
+from livespace.presence import Entry, Presence, open_presence
+from livespace.presence.memory import MemoryPresence
+from livespace.presence.redis import RedisPresence
 
 pytestmark = pytest.mark.integration
 
@@ -32,10 +33,10 @@ async def make_presence(
     url, prefix = redis_target
 
     async def make(ttl_s: float = 30.0) -> Presence:
-        presence: Presence = (
-            MemoryPresence(ttl_s) if engine == "memory"
-            else RedisPresence(url, prefix=prefix, ttl_s=ttl_s)
-        )
+        # chosen by URL scheme, as a node does
+        presence = open_presence(None if engine == "memory" else url, prefix=prefix,
+                                 ttl_s=ttl_s)
+        assert isinstance(presence, MemoryPresence if engine == "memory" else RedisPresence)
         made.append(presence)
         return presence
 

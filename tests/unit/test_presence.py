@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from livespace.presence import Entry, MemoryPresence, aggregate
+import pytest
+
+from livespace.presence import Entry, aggregate, open_presence
+from livespace.presence.memory import MemoryPresence
 
 
 def entry(conn_id: str, user_id: str = "u1", updated: float = 1.0, **kw: Any) -> Entry:
@@ -61,3 +64,9 @@ async def test_memory_presence_leave_reports_zero_connections() -> None:
     await presence.join(entry("c1"))
     left = await presence.leave("ws1", "c1")
     assert left is not None and left["connections"] == 0
+
+
+def test_open_presence_picks_the_engine_by_url_scheme() -> None:
+    assert isinstance(open_presence(None), MemoryPresence)
+    with pytest.raises(ValueError, match="unsupported REDIS_URL scheme: 'nats'"):
+        open_presence("nats://127.0.0.1:4222")

@@ -4,8 +4,11 @@ A user is online while they have at least one live connection; ``join`` is annou
 the first, ``leave`` on the last (multi-tab aware). Their status and what they are
 viewing are those of the connection that changed them last.
 
-:class:`Presence` is the interface; :class:`MemoryPresence` (one process) is here, the
-Redis one in ``presence_redis.py``. Both are checked by one contract suite.
+:class:`Presence` is the interface; :func:`open_presence` picks the engine from the URL
+(like :mod:`livespace.broker`): no URL means the in-process
+:class:`~livespace.presence.memory.MemoryPresence`, ``redis://...`` the cluster-wide
+:class:`~livespace.presence.redis.RedisPresence` (its Lua scripts in ``lua/``). Both are
+checked by one contract suite (``tests/integration/test_presence_contract.py``).
 """
 
 from __future__ import annotations
@@ -99,59 +102,17 @@ class Presence(Protocol):
     async def close(self) -> None: ...
 
 
-class MemoryPresence:
-    """Presence for one process: plain dicts, nothing expires (connections leave on close)."""
+def open_presence(url: str | None, *, prefix: str = "livespace", ttl_s: float = 30.0) -> Presence:
+    """The presence engine for ``url`` (None: in-process); imported lazily."""
+    if not url:
+        from livespace.presence.memory import MemoryPresence
 
-    def __init__(self, ttl_s: float = 30.0) -> None:
-        self.ttl_s = ttl_s
-        self._entries: dict[str, dict[str, Entry]] = {}  # workspace -> conn -> entry
+        return MemoryPresence(ttl_s)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from livespace.presence.redis import RedisPresence
 
-    def _user_entries(self, workspace_id: str, user_id: str) -> list[Entry]:
-        return [e for e in self._entries.get(workspace_id, {}).values() if e.user_id == user_id]
+        return RedisPresence(url, prefix=prefix, ttl_s=ttl_s)
+    raise ValueError(f"unsupported REDIS_URL scheme: {url.split(':', 1)[0]!r}")
 
-    async def join(self, entry: Entry) -> dict[str, Any] | None:
-        conns = self._entries.setdefault(entry.workspace_id, {})
-        first = not any(e.user_id == entry.user_id for e in conns.values())
-        conns[entry.conn_id] = entry
-        return entry.user(1) if first else None
 
-    async def leave(self, workspace_id: str, conn_id: str) -> dict[str, Any] | None:
-        conns = self._entries.get(workspace_id)
-        if not conns or conn_id not in conns:
-            return None
-        entry = conns.pop(conn_id)
-        if not conns:
-            del self._entries[workspace_id]
-        if self._user_entries(workspace_id, entry.user_id):
-            return None
-        return entry.user(0)
-
-    async def update(
-        self, workspace_id: str, conn_id: str, status: str | None, viewing: str | None,
-        viewing_given: bool,
-    ) -> dict[str, Any] | None:
-        entry = self._entries.get(workspace_id, {}).get(conn_id)
-        if entry is None:
-            return None
-        before = aggregate(self._user_entries(workspace_id, entry.user_id))
-        if status is not None:
-            entry.status = status
-        if viewing_given:
-            entry.viewing = viewing
-        entry.updated = time.time()
-        after = aggregate(self._user_entries(workspace_id, entry.user_id))
-        return None if after == before else after[0]
-
-    async def online(self, workspace_id: str) -> list[dict[str, Any]]:
-        return aggregate(list(self._entries.get(workspace_id, {}).values()))
-
-    async def refresh(self, workspace_id: str, conn_ids: list[str]) -> list[str]:
-        # one process: nothing expires, entries leave when their connection closes
-        conns = self._entries.get(workspace_id, {})
-        return [conn_id for conn_id in conn_ids if conn_id not in conns]
-
-    async def expire(self) -> list[tuple[str, dict[str, Any]]]:
-        return []
-
-    async def close(self) -> None:
-        self._entries.clear()
+__all__ = ["Entry", "Presence", "aggregate", "open_presence"]

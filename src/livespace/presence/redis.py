@@ -58,7 +58,7 @@ class RedisPresence:
         )
         self._prefix = prefix
         self.ttl_s = ttl_s
-        lua = files("livespace") / "lua"
+        lua = files("livespace.presence") / "lua"
         self._scripts: dict[str, AsyncScript] = {
             name: self._client.register_script((lua / f"presence_{name}.lua").read_text())
             for name in SCRIPTS

@@ -1,0 +1,66 @@
+"""Presence for one process (no broker, no Redis): plain dicts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from livespace.presence import Entry, aggregate
+
+
+class MemoryPresence:
+    """Presence for one process: plain dicts, nothing expires (connections leave on close)."""
+
+    def __init__(self, ttl_s: float = 30.0) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, dict[str, Entry]] = {}  # workspace -> conn -> entry
+
+    def _user_entries(self, workspace_id: str, user_id: str) -> list[Entry]:
+        return [e for e in self._entries.get(workspace_id, {}).values() if e.user_id == user_id]
+
+    async def join(self, entry: Entry) -> dict[str, Any] | None:
+        conns = self._entries.setdefault(entry.workspace_id, {})
+        first = not any(e.user_id == entry.user_id for e in conns.values())
+        conns[entry.conn_id] = entry
+        return entry.user(1) if first else None
+
+    async def leave(self, workspace_id: str, conn_id: str) -> dict[str, Any] | None:
+        conns = self._entries.get(workspace_id)
+        if not conns or conn_id not in conns:
+            return None
+        entry = conns.pop(conn_id)
+        if not conns:
+            del self._entries[workspace_id]
+        if self._user_entries(workspace_id, entry.user_id):
+            return None
+        return entry.user(0)
+
+    async def update(
+        self, workspace_id: str, conn_id: str, status: str | None, viewing: str | None,
+        viewing_given: bool,
+    ) -> dict[str, Any] | None:
+        entry = self._entries.get(workspace_id, {}).get(conn_id)
+        if entry is None:
+            return None
+        before = aggregate(self._user_entries(workspace_id, entry.user_id))
+        if status is not None:
+            entry.status = status
+        if viewing_given:
+            entry.viewing = viewing
+        entry.updated = time.time()
+        after = aggregate(self._user_entries(workspace_id, entry.user_id))
+        return None if after == before else after[0]
+
+    async def online(self, workspace_id: str) -> list[dict[str, Any]]:
+        return aggregate(list(self._entries.get(workspace_id, {}).values()))
+
+    async def refresh(self, workspace_id: str, conn_ids: list[str]) -> list[str]:
+        # one process: nothing expires, entries leave when their connection closes
+        conns = self._entries.get(workspace_id, {})
+        return [conn_id for conn_id in conn_ids if conn_id not in conns]
+
+    async def expire(self) -> list[tuple[str, dict[str, Any]]]:
+        return []
+
+    async def close(self) -> None:
+        self._entries.clear()
