@@ -23,8 +23,9 @@ from typing import Any, Protocol
 from livespace.auth import Principal
 from livespace.codes import Close
 from livespace.outbox import Outbox, Push
-from livespace.protocol import dumpb, now_iso
+from livespace.protocol import dumpb
 from livespace.store.model import SessionRow
+from livespace.times import now_iso
 from livespace.wire import RawSocket, text_frame
 
 log = logging.getLogger(__name__)

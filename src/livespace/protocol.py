@@ -10,13 +10,21 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from livespace.codes import Error, Problem
+from livespace.commands import (
+    CONTACT_FIELDS,
+    AddNote,
+    CreateContact,
+    DeleteContact,
+    Mutation,
+    UpdateContact,
+)
+from livespace.times import now_iso
 
 # ---- limits (see docs/security.md) -------------------------------------------------------
 
@@ -40,9 +48,6 @@ MAX_TOKEN = 8192
 MAX_SAFE_INT = 2**53 - 1
 
 STATUSES = ("online", "away", "busy", "in_call")
-ROLES = ("owner", "admin", "member", "viewer")
-MUTATIONS = frozenset({"contact_created", "contact_updated", "contact_deleted", "note_added"})
-CONTACT_FIELDS = ("name", "email", "phone", "company", "tags", "fields")
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 _EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}$")
@@ -67,34 +72,6 @@ class Refresh:
 
 
 @dataclass(frozen=True, slots=True)
-class CreateContact:
-    name: str
-    email: str | None = None
-    phone: str | None = None
-    company: str | None = None
-    tags: tuple[str, ...] = ()
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateContact:
-    id: str
-    changes: dict[str, Any]
-    base_version: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteContact:
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class AddNote:
-    contact_id: str
-    body: str
-
-
-@dataclass(frozen=True, slots=True)
 class Typing:
     contact_id: str
     is_typing: bool
@@ -114,7 +91,6 @@ class Broadcast:
     echo: bool
 
 
-Mutation = CreateContact | UpdateContact | DeleteContact | AddNote
 Body = Ping | Ack | Refresh | Mutation | Typing | PresenceUpdate | Broadcast
 
 
@@ -525,10 +501,6 @@ def dumps(obj: Any) -> str:
 def dumpb(obj: Any) -> bytes:
     """JSON as UTF-8 bytes: what goes on the wire."""
     return orjson.dumps(obj)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def error_frame(problem: Problem, ref: str | None = None) -> dict[str, Any]:

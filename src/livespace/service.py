@@ -11,8 +11,9 @@ from typing import Any
 
 from livespace.auth import Principal
 from livespace.codes import Error, Problem
+from livespace.commands import Mutation
 from livespace.hub import Hub
-from livespace.protocol import MAX_NAME, Mutation, entity_id, invalid, text
+from livespace.protocol import MAX_NAME, entity_id, invalid, text
 from livespace.store import Actor, Committed, Member, Store, Workspace
 
 MANAGERS = ("owner", "admin")

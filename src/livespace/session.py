@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 from livespace import protocol as p
 from livespace.auth import AuthError
 from livespace.codes import Close, Error, Problem
+from livespace.commands import AddNote, CreateContact, DeleteContact, Mutation, UpdateContact
 from livespace.connection import Connection
 from livespace.hub import REPLAY_PAGE, Room
 from livespace.limits import Abuse, TokenBucket
 from livespace.presence import Entry
 from livespace.protocol import FrameError, dumpb
 from livespace.resume import Replay, Resync, resume
+from livespace.times import now_iso
 
 if TYPE_CHECKING:
     from livespace.node import Node
@@ -227,7 +229,7 @@ class Session:
         ws = conn.workspace_id
         if isinstance(body, p.Ping):
             self._reply(p.pong_frame(frame.ref))
-        elif isinstance(body, p.CreateContact | p.UpdateContact | p.DeleteContact | p.AddNote):
+        elif isinstance(body, CreateContact | UpdateContact | DeleteContact | AddNote):
             await self._submit(frame.ref, body)
         elif isinstance(body, p.Typing):
             await self._typing(body.contact_id, body.is_typing)
@@ -251,7 +253,7 @@ class Session:
 
     # ---- replies in frame order ---------------------------------------------------------
 
-    async def _submit(self, ref: str | None, mutation: p.Mutation) -> None:
+    async def _submit(self, ref: str | None, mutation: Mutation) -> None:
         """Queue a mutation to the store and return: its ack or error is sent in its turn
         when the store answers. With :data:`MAX_IN_FLIGHT` unanswered, wait first."""
         conn = self.conn
@@ -352,5 +354,5 @@ class Session:
         left = await node.presence.leave(conn.workspace_id, conn.id)
         if left is not None:
             await node.hub.announce(conn.workspace_id, "leave", left)
-        conn.session.disconnected_at = p.now_iso()
+        conn.session.disconnected_at = now_iso()
         await node.save_session(conn)

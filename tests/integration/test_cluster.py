@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 
 from conftest import LIVESPACE, Server, ServerFactory, free_port
 from livespace.client import DURABLE, Client
-from livespace.protocol import CreateContact
+from livespace.commands import CreateContact
 from livespace.store import Actor, open_store
 from services import REDIS_TEST_URL
 

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from livespace.codes import Error, Problem
-from livespace.protocol import AddNote, CreateContact, DeleteContact, UpdateContact, now_iso
+from livespace.commands import AddNote, CreateContact, DeleteContact, UpdateContact
 from livespace.store import Actor, SessionRow, Store, open_store
+from livespace.times import now_iso
 
 pytestmark = pytest.mark.integration
 

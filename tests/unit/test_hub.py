@@ -9,9 +9,9 @@ import orjson
 
 from livespace.auth import Principal
 from livespace.broker.memory import MemoryBroker
+from livespace.commands import CreateContact
 from livespace.connection import Connection, Flusher
 from livespace.hub import GAP_WAIT_S, Hub, presence_diff
-from livespace.protocol import CreateContact
 from livespace.store import Actor, open_store
 
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from livespace import commands as c
 from livespace import protocol as p
 from livespace.codes import Error
 
@@ -57,12 +58,12 @@ def test_valid_frames_of_every_type() -> None:
     created = ok("contact_created", {"name": " Ada ", "email": "ada@x.org", "phone": "1",
                                      "company": "AE", "tags": ["vip", "vip", "b"],
                                      "fields": {"score": 3, "ok": True, "n": None, "x": 1.5}})
-    assert created == p.CreateContact("Ada", "ada@x.org", "1", "AE", ("vip", "b"),
+    assert created == c.CreateContact("Ada", "ada@x.org", "1", "AE", ("vip", "b"),
                                       {"score": 3, "ok": True, "n": None, "x": 1.5})
     assert ok("contact_updated", {"id": "c1", "changes": {"phone": None}, "base_version": 2}) \
-        == p.UpdateContact("c1", {"phone": None}, 2)
-    assert ok("contact_deleted", {"id": "c1"}) == p.DeleteContact("c1")
-    assert ok("note_added", {"contact_id": "c1", "body": "hi"}) == p.AddNote("c1", "hi")
+        == c.UpdateContact("c1", {"phone": None}, 2)
+    assert ok("contact_deleted", {"id": "c1"}) == c.DeleteContact("c1")
+    assert ok("note_added", {"contact_id": "c1", "body": "hi"}) == c.AddNote("c1", "hi")
     assert ok("typing", {"contact_id": "c1", "is_typing": False}) == p.Typing("c1", False)
     assert ok("presence_update", {"status": "away", "viewing": None}) == \
         p.PresenceUpdate("away", None, True)
@@ -276,7 +277,7 @@ json_scalars = (
     st.none() | st.booleans() | st.integers() | st.floats()
     | st.text(max_size=30) | st.sampled_from(["", "\x00", "a" * 300, "c1", "online", "vip"])
 )
-KEYS = (*p.CONTACT_FIELDS, "id", "changes", "contact_id", "body", "event", "payload", "status",
+KEYS = (*c.CONTACT_FIELDS, "id", "changes", "contact_id", "body", "event", "payload", "status",
         "viewing", "is_typing", "echo", "seq", "token", "base_version")
 json_values = st.recursive(
     json_scalars,
@@ -388,7 +389,7 @@ def mutated(draw: st.DrawFn) -> Any:
         elif action == "replace" and keys:
             holder[draw(st.sampled_from(keys))] = draw(json_values)
         else:
-            holder[draw(st.text(max_size=8) | st.sampled_from(p.CONTACT_FIELDS))] = \
+            holder[draw(st.text(max_size=8) | st.sampled_from(c.CONTACT_FIELDS))] = \
                 draw(json_values)
     return obj
 

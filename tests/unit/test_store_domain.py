@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from livespace.codes import Error, Problem
-from livespace.protocol import CONTACT_FIELDS, AddNote, CreateContact, DeleteContact, UpdateContact
+from livespace.commands import CONTACT_FIELDS, AddNote, CreateContact, DeleteContact, UpdateContact
 from livespace.store.domain import (
     Contact,
     Request,
@@ -170,8 +170,8 @@ def test_unexpected_errors_are_not_swallowed() -> None:
 
 
 def test_new_ids_increase_within_a_process() -> None:
-    from livespace.store.sql import _new_id
+    from livespace.store.batch import new_id
 
-    made = [_new_id() for _ in range(2000)]
+    made = [new_id() for _ in range(2000)]
     assert made == sorted(made) and len(set(made)) == len(made)
     assert all(len(i) == 32 and int(i, 16) for i in made)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query
 from livespace import protocol as p
 from livespace.api.deps import Caller, JsonBody, NodeDep
 from livespace.codes import Error, Problem
+from livespace.commands import AddNote, CreateContact, DeleteContact, UpdateContact
 from livespace.store import Committed
 
 router = APIRouter(prefix="/api/workspaces/{workspace_id}", tags=["contacts"])
@@ -51,7 +52,7 @@ async def list_contacts(
 async def create_contact(workspace_id: str, node: NodeDep, me: Caller, body: JsonBody,
                          key: IdempotencyKey = None) -> dict[str, Any]:
     mutation = p.validate("contact_created", _data(body))
-    assert isinstance(mutation, p.CreateContact)
+    assert isinstance(mutation, CreateContact)
     return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
 
 
@@ -82,7 +83,7 @@ async def update_contact(
             raise p.invalid("If-Match", "must be a contact version") from None
     mutation = p.validate("contact_updated",
                           {"id": contact_id, "changes": changes, "base_version": base})
-    assert isinstance(mutation, p.UpdateContact)
+    assert isinstance(mutation, UpdateContact)
     return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
 
 
@@ -90,7 +91,7 @@ async def update_contact(
 async def delete_contact(workspace_id: str, contact_id: str, node: NodeDep, me: Caller,
                          key: IdempotencyKey = None) -> dict[str, Any]:
     mutation = p.validate("contact_deleted", {"id": contact_id})
-    assert isinstance(mutation, p.DeleteContact)
+    assert isinstance(mutation, DeleteContact)
     return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
 
 
@@ -109,7 +110,7 @@ async def list_notes(workspace_id: str, contact_id: str, node: NodeDep,
 async def add_note(workspace_id: str, contact_id: str, node: NodeDep, me: Caller,
                    body: JsonBody, key: IdempotencyKey = None) -> dict[str, Any]:
     mutation = p.validate("note_added", {**_data(body), "contact_id": contact_id})
-    assert isinstance(mutation, p.AddNote)
+    assert isinstance(mutation, AddNote)
     return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from livespace.api.deps import Caller, NodeDep
-from livespace.protocol import now_iso
+from livespace.times import now_iso
 
 router = APIRouter(tags=["health"])
 STARTED = time.time()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from livespace.codes import Error, Problem
-from livespace.protocol import (
+from livespace.commands import (
     CONTACT_FIELDS,
     AddNote,
     CreateContact,

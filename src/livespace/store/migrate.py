@@ -11,12 +11,9 @@ nothing left to do.
 from __future__ import annotations
 
 from importlib import resources
-from typing import TYPE_CHECKING
 
-from livespace.protocol import now_iso
-
-if TYPE_CHECKING:
-    from livespace.store.sql import Db
+from livespace.store.db import Db
+from livespace.times import now_iso
 
 #: pg_advisory_xact_lock key of livespace migrations (any constant bigint will do).
 PG_LOCK_KEY = 0x6C69766573706163  # "livespac"

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from livespace.protocol import Mutation
+from livespace.commands import Mutation
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from livespace.store.sql import Queries, Row
+from livespace.store.db import Queries, Row
 
 POOL_MIN = 1
 POOL_MAX = 10
@@ -52,7 +52,7 @@ class _Tx:
 
 
 class PostgresDb:
-    """:class:`~livespace.store.sql.Db` over a pool of PostgreSQL connections."""
+    """:class:`~livespace.store.db.Db` over a pool of PostgreSQL connections."""
 
     dialect = "postgres"
 

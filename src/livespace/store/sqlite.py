@@ -20,7 +20,7 @@ from typing import Any
 
 import aiosqlite
 
-from livespace.store.sql import Queries, Row
+from livespace.store.db import Queries, Row
 
 BUSY_TIMEOUT_MS = 10_000
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -82,7 +82,7 @@ class _Queries:
 
 
 class SqliteDb:
-    """:class:`~livespace.store.sql.Db` over one SQLite file."""
+    """:class:`~livespace.store.db.Db` over one SQLite file."""
 
     dialect = "sqlite"
 
