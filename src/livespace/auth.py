@@ -22,10 +22,10 @@ import httpx
 import jwt
 
 from livespace.config import ConfigError, Settings
+from livespace.validation import MAX_TOKEN
 
 log = logging.getLogger(__name__)
 
-MAX_TOKEN = 8 * 1024  # characters; a real token is far smaller
 MAX_USER_ID = 64
 SUBPROTOCOL = "livespace.v1"
 BEARER_PREFIX = "bearer."

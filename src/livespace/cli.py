@@ -14,25 +14,17 @@ import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from livespace.auth import MAX_USER_ID, AuthError, TokenVerifier, parse_ttl
 from livespace.codes import Error, Problem
+from livespace.commands import ROLES
 from livespace.config import ConfigError, Settings
-from livespace.store import Store, open_store
-
-ROLES = ("owner", "admin", "member", "viewer")
-REF_RETENTION = timedelta(hours=24)  # idempotency refs: a retry within 24 h is applied once
+from livespace.store import Store, cleanup, open_store
 
 Command = Callable[[argparse.Namespace], int]
 T = TypeVar("T")
-
-
-def _iso(when: datetime) -> str:
-    """Timestamps as the store writes them (UTC, milliseconds, ``Z``)."""
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _print_json(value: object) -> None:
@@ -160,15 +152,10 @@ async def _existing(store: Store, workspace_id: str) -> None:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     async def go() -> int:
-        now = datetime.now(UTC)
-        cutoff = _iso(now - timedelta(days=args.retention_days))
         async with _migrated_store(Settings.from_env()) as store:
-            counts = {
-                "events_deleted": await store.delete_events_before(cutoff),
-                "refs_deleted": await store.delete_refs_before(_iso(now - REF_RETENTION)),
-                "sessions_deleted": await store.delete_sessions_before(cutoff),
-            }
-        _print_json({**counts, "cutoff": cutoff, "retention_days": args.retention_days})
+            cutoff, counts = await cleanup(store, args.retention_days)
+        deleted = {f"{kind}_deleted": n for kind, n in counts.items()}
+        _print_json({**deleted, "cutoff": cutoff, "retention_days": args.retention_days})
         return 0
 
     return _run(go())

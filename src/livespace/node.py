@@ -8,7 +8,6 @@ import contextlib
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from livespace.auth import TokenVerifier
@@ -20,7 +19,7 @@ from livespace.hub import Hub
 from livespace.limits import Admission, KeyedBuckets
 from livespace.presence import Entry, Presence, open_presence
 from livespace.service import Service
-from livespace.store import Event, Store, open_store
+from livespace.store import Event, Store, cleanup, open_store
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +27,6 @@ log = logging.getLogger(__name__)
 #: compared with the store's: bounds how late an event lost by the broker, and followed
 #: by no other, reaches this node's clients. One indexed read per local room.
 HEAD_CHECK_S = 1.5
-
-
-def iso_ago(seconds: float) -> str:
-    when = datetime.now(UTC) - timedelta(seconds=seconds)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Node:
@@ -137,12 +131,8 @@ class Node:
 
     async def cleanup(self, retention_days: int | None = None) -> dict[str, int]:
         days = retention_days if retention_days is not None else self.settings.retention_days
-        cutoff = iso_ago(days * 86400)
-        return {
-            "events": await self.store.delete_events_before(cutoff),
-            "refs": await self.store.delete_refs_before(iso_ago(86400)),
-            "sessions": await self.store.delete_sessions_before(cutoff),
-        }
+        _, counts = await cleanup(self.store, days)
+        return counts
 
     async def keep_presence(self) -> None:
         """Keep this node's presence entries alive (joining again those Redis lost or

@@ -13,8 +13,8 @@ from livespace.auth import Principal
 from livespace.codes import Error, Problem
 from livespace.commands import Mutation
 from livespace.hub import Hub
-from livespace.protocol import MAX_NAME, entity_id, invalid, text
 from livespace.store import Actor, Committed, Member, Store, Workspace
+from livespace.validation import MAX_NAME, entity_id, invalid, text
 
 MANAGERS = ("owner", "admin")
 ASSIGNABLE = ("admin", "member", "viewer")

@@ -27,6 +27,7 @@ from livespace.presence import Entry
 from livespace.protocol import FrameError, dumpb
 from livespace.resume import Replay, Resync, resume
 from livespace.times import now_iso
+from livespace.validation import invalid
 
 if TYPE_CHECKING:
     from livespace.node import Node
@@ -330,7 +331,7 @@ class Session:
         try:
             principal = await self.node.verifier.verify(token)
         except AuthError as err:
-            raise p.invalid("token", f"refresh refused: {err}") from None
+            raise invalid("token", f"refresh refused: {err}") from None
         if principal.user_id != conn.user_id:
             raise Problem(Error.FORBIDDEN, "a refresh token must be for the same user")
         conn.principal = principal

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from livespace import commands as c
 from livespace import protocol as p
+from livespace import validation as v
 from livespace.codes import Error
 
 
@@ -74,15 +75,15 @@ def test_valid_frames_of_every_type() -> None:
 
 
 def test_limits_at_the_edge_are_accepted() -> None:
-    ok("contact_created", {"name": "n" * p.MAX_NAME, "tags": ["t" * p.MAX_TAG] * 1,
-                           "fields": {f"k{i}": "v" * p.MAX_FIELD_VALUE
-                                      for i in range(p.MAX_FIELDS)}})
-    ok("contact_created", {"name": "n", "tags": [f"t{i}" for i in range(p.MAX_TAGS)]})
-    ok("note_added", {"contact_id": "c" * p.MAX_ID, "body": "b" * p.MAX_NOTE})
+    ok("contact_created", {"name": "n" * v.MAX_NAME, "tags": ["t" * v.MAX_TAG] * 1,
+                           "fields": {f"k{i}": "v" * v.MAX_FIELD_VALUE
+                                      for i in range(v.MAX_FIELDS)}})
+    ok("contact_created", {"name": "n", "tags": [f"t{i}" for i in range(v.MAX_TAGS)]})
+    ok("note_added", {"contact_id": "c" * v.MAX_ID, "body": "b" * v.MAX_NOTE})
     ok("broadcast", {"event": "e" * p.MAX_EVENT_NAME,
                      "payload": {"b": "x" * (p.MAX_BROADCAST_PAYLOAD - 8)}})
-    ok("ack", {"seq": p.MAX_SAFE_INT})
-    ok("contact_created", {"name": "n", "fields": {"big": -p.MAX_SAFE_INT, "f": 1e15}})
+    ok("ack", {"seq": v.MAX_SAFE_INT})
+    ok("contact_created", {"name": "n", "fields": {"big": -v.MAX_SAFE_INT, "f": 1e15}})
     assert isinstance(frame("ping", ref="r" * p.MAX_REF), p.Frame)
 
 
@@ -96,22 +97,22 @@ def test_limits_at_the_edge_are_accepted() -> None:
     ("ack", {"seq": True}, "seq"),
     ("ack", {"seq": 2**53}, "seq"),
     ("refresh", {"token": ""}, "token"),
-    ("refresh", {"token": "t" * (p.MAX_TOKEN + 1)}, "token"),
+    ("refresh", {"token": "t" * (v.MAX_TOKEN + 1)}, "token"),
     ("refresh", {"token": 5}, "token"),
     ("contact_created", {}, "name"),
     ("contact_created", {"name": "   "}, "name"),
-    ("contact_created", {"name": "n" * (p.MAX_NAME + 1)}, "name"),
+    ("contact_created", {"name": "n" * (v.MAX_NAME + 1)}, "name"),
     ("contact_created", {"name": "a\x00b"}, "name"),
     ("contact_created", {"name": ["x"]}, "name"),
     ("contact_created", {"name": "x", "email": "not-an-email"}, "email"),
     ("contact_created", {"name": "x", "email": "a\x00@b.c"}, "email"),
-    ("contact_created", {"name": "x", "phone": "1" * (p.MAX_PHONE + 1)}, "phone"),
+    ("contact_created", {"name": "x", "phone": "1" * (v.MAX_PHONE + 1)}, "phone"),
     ("contact_created", {"name": "x", "phone": 123}, "phone"),
     ("contact_created", {"name": "x", "company": "c\x00"}, "company"),
     ("contact_created", {"name": "x", "tags": "vip"}, "tags"),
-    ("contact_created", {"name": "x", "tags": ["t"] * (p.MAX_TAGS + 1)}, "tags"),
+    ("contact_created", {"name": "x", "tags": ["t"] * (v.MAX_TAGS + 1)}, "tags"),
     ("contact_created", {"name": "x", "tags": ["ok", ""]}, "tags[1]"),
-    ("contact_created", {"name": "x", "tags": ["t" * (p.MAX_TAG + 1)]}, "tags[0]"),
+    ("contact_created", {"name": "x", "tags": ["t" * (v.MAX_TAG + 1)]}, "tags[0]"),
     ("contact_created", {"name": "x", "fields": []}, "fields"),
     ("contact_created", {"name": "x", "fields": {f"k{i}": 1 for i in range(51)}}, "fields"),
     ("contact_created", {"name": "x", "fields": {"k" * 65: 1}}, "fields"),
@@ -141,7 +142,7 @@ def test_limits_at_the_edge_are_accepted() -> None:
     ("contact_deleted", {"id": 5}, "id"),
     ("contact_deleted", {"id": "c1", "hard": True}, "data.hard"),
     ("note_added", {"contact_id": "c1"}, "body"),
-    ("note_added", {"contact_id": "c1", "body": "b" * (p.MAX_NOTE + 1)}, "body"),
+    ("note_added", {"contact_id": "c1", "body": "b" * (v.MAX_NOTE + 1)}, "body"),
     ("note_added", {"contact_id": "c1", "body": " "}, "body"),
     ("note_added", {"body": "x"}, "contact_id"),
     ("note_added", {"contact_id": "", "body": "x"}, "contact_id"),
@@ -177,10 +178,10 @@ def test_nesting_depth_is_bounded() -> None:
             value = {"a": value}
         return value
 
-    ok("broadcast", {"event": "e", "payload": nest(p.MAX_DEPTH - 1)})
-    reason = refused("broadcast", {"event": "e", "payload": nest(p.MAX_DEPTH)},
-                     "payload" + ".a" * p.MAX_DEPTH)
-    assert reason == f"nested deeper than {p.MAX_DEPTH}"
+    ok("broadcast", {"event": "e", "payload": nest(v.MAX_DEPTH - 1)})
+    reason = refused("broadcast", {"event": "e", "payload": nest(v.MAX_DEPTH)},
+                     "payload" + ".a" * v.MAX_DEPTH)
+    assert reason == f"nested deeper than {v.MAX_DEPTH}"
     deep = "[" * 5000 + "]" * 5000  # deeper than the JSON parser goes: not JSON to us
     item = one('{"type":"broadcast","ref":"r","data":{"event":"e","payload":{"x":' + deep + "}}}")
     assert isinstance(item, p.FrameError) and item.code is Error.INVALID_JSON
@@ -259,7 +260,7 @@ def test_batches() -> None:
 
 
 def test_server_frames() -> None:
-    problem = p.invalid("name", "required")
+    problem = v.invalid("name", "required")
     assert p.error_frame(problem, "r") == {
         "type": "error", "code": "validation_failed", "message": "name: required", "ref": "r",
         "details": {"field": "name", "reason": "required"}}
@@ -322,7 +323,7 @@ def walk(value: Any) -> None:
         for item in value:
             walk(item)
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        assert math.isfinite(value) and abs(value) <= p.MAX_SAFE_INT
+        assert math.isfinite(value) and abs(value) <= v.MAX_SAFE_INT
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 
 from livespace import protocol as p
+from livespace import validation as v
 from livespace.api.deps import Caller, JsonBody, NodeDep
 from livespace.codes import Error, Problem
 from livespace.commands import AddNote, CreateContact, DeleteContact, UpdateContact
@@ -18,7 +19,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 def _ref(key: str | None) -> str | None:
     if key is not None and not 1 <= len(key) <= p.MAX_REF:
-        raise p.invalid("Idempotency-Key", f"must be 1-{p.MAX_REF} characters")
+        raise v.invalid("Idempotency-Key", f"must be 1-{p.MAX_REF} characters")
     return key
 
 
@@ -28,8 +29,8 @@ def _result(committed: Committed) -> dict[str, Any]:
 
 def _data(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise p.invalid("body", "must be a JSON object")
-    p.check_json_value(body, "body")
+        raise v.invalid("body", "must be a JSON object")
+    v.check_json_value(body, "body")
     return body
 
 
@@ -60,7 +61,7 @@ async def create_contact(workspace_id: str, node: NodeDep, me: Caller, body: Jso
 async def get_contact(workspace_id: str, contact_id: str, node: NodeDep, me: Caller,
                       include_deleted: bool = False) -> dict[str, Any]:
     await node.service.role(workspace_id, me.user_id)
-    p.entity_id(contact_id)
+    v.entity_id(contact_id)
     contact = await node.store.get_contact(workspace_id, contact_id,
                                            include_deleted=include_deleted)
     if contact is None:
@@ -80,7 +81,7 @@ async def update_contact(
         try:
             base = int(if_match.strip('"W/ '))
         except ValueError:
-            raise p.invalid("If-Match", "must be a contact version") from None
+            raise v.invalid("If-Match", "must be a contact version") from None
     mutation = p.validate("contact_updated",
                           {"id": contact_id, "changes": changes, "base_version": base})
     assert isinstance(mutation, UpdateContact)
@@ -99,7 +100,7 @@ async def delete_contact(workspace_id: str, contact_id: str, node: NodeDep, me: 
 async def list_notes(workspace_id: str, contact_id: str, node: NodeDep,
                      me: Caller) -> dict[str, Any]:
     await node.service.role(workspace_id, me.user_id)
-    p.entity_id(contact_id)
+    v.entity_id(contact_id)
     if await node.store.get_contact(workspace_id, contact_id) is None:
         raise _not_found(contact_id)
     return {"notes": await node.store.notes(workspace_id, contact_id)}

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from livespace.api.deps import Caller, JsonBody, NodeDep
-from livespace.protocol import invalid
+from livespace.validation import invalid
 
 router = APIRouter(prefix="/api/workspaces", tags=["workspaces"])
 

@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from livespace.commands import REF_LIFETIME
 from livespace.store.model import (
     Actor,
     Committed,
@@ -15,6 +18,7 @@ from livespace.store.model import (
     Store,
     Workspace,
 )
+from livespace.times import iso_ago
 
 
 async def open_store(url: str) -> Store:
@@ -33,6 +37,17 @@ async def open_store(url: str) -> Store:
     raise ValueError(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
 
 
+async def cleanup(store: Store, retention_days: int) -> tuple[str, dict[str, int]]:
+    """The retention sweep: events and closed sessions older than ``retention_days``,
+    refs past their lifetime. Returns the cutoff and how many of each went."""
+    cutoff = iso_ago(timedelta(days=retention_days))
+    return cutoff, {
+        "events": await store.delete_events_before(cutoff),
+        "refs": await store.delete_refs_before(iso_ago(REF_LIFETIME)),
+        "sessions": await store.delete_sessions_before(cutoff),
+    }
+
+
 __all__ = [
     "Actor",
     "Committed",
@@ -41,5 +56,6 @@ __all__ = [
     "SessionRow",
     "Store",
     "Workspace",
+    "cleanup",
     "open_store",
 ]
