@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install run test lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) js-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ bench/loadgen/node_modules/.installed: bench/loadgen/package.json bench/loadgen/
 	@command -v npm >/dev/null || { echo "bench-deps: npm not found; install Node.js >= 18 \
 	(e.g. apt-get install nodejs npm), or run livespace bench --generator python"; exit 1; }
 	npm ci --prefix bench/loadgen --no-audit --no-fund
+	touch $@
+
+# The TypeScript SDK (clients/js): its dev tools (TypeScript, types), from its lock file.
+.PHONY: js-deps
+js-deps: clients/js/node_modules/.installed
+
+clients/js/node_modules/.installed: clients/js/package.json clients/js/package-lock.json
+	@command -v npm >/dev/null || { echo "js-deps: npm not found; install Node.js >= 20 \
+	and npm (e.g. apt-get install nodejs npm): the TypeScript SDK's tests need them"; exit 1; }
+	npm ci --prefix clients/js --no-audit --no-fund
 	touch $@
 
 clean:
