@@ -77,7 +77,7 @@ class Settings:
     retention_days: int = 30
     cleanup_interval_s: float = 3600.0
     session_flush_s: float = 5.0
-    presence_ttl_s: float = 30.0
+    presence_ttl_s: float = 10.0  # a dead node's users leave presence within this
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     @classmethod
@@ -113,7 +113,7 @@ class Settings:
             retention_days=_int(env, "LIVESPACE_RETENTION_DAYS", 30, 1),
             cleanup_interval_s=_float(env, "LIVESPACE_CLEANUP_INTERVAL_S", 3600.0, 1.0),
             session_flush_s=_float(env, "LIVESPACE_SESSION_FLUSH_S", 5.0, 0.1),
-            presence_ttl_s=_float(env, "LIVESPACE_PRESENCE_TTL_S", 30.0, 1.0),
+            presence_ttl_s=_float(env, "LIVESPACE_PRESENCE_TTL_S", 10.0, 1.0),
             node_id=env.get("LIVESPACE_NODE_ID") or f"{socket.gethostname()}:{os.getpid()}",
         )
         settings.check()

@@ -17,7 +17,8 @@ from livespace.config import Settings
 from livespace.connection import Connection
 from livespace.hub import Hub
 from livespace.limits import Admission, KeyedBuckets
-from livespace.presence import Entry, Presence, open_presence
+from livespace.liveness import Liveness, timing
+from livespace.presence import Presence, open_presence
 from livespace.service import Service
 from livespace.store import Event, Store, cleanup, open_store
 
@@ -38,6 +39,7 @@ class Node:
         self.presence = presence
         self.hub = Hub(store, broker)
         self.service = Service(store, self.hub)
+        self.liveness = Liveness(presence, self.hub, settings.presence_ttl_s)
         store.on_commit = self.publish_committed
         self.verifier = TokenVerifier(settings)
         self.user_limits = KeyedBuckets(settings.user_rate_limit)
@@ -55,12 +57,14 @@ class Node:
         await store.migrate()
         broker = await open_broker(settings.redis_url, prefix=settings.redis_prefix)
         presence = open_presence(settings.redis_url, prefix=settings.redis_prefix,
-                                 ttl_s=settings.presence_ttl_s)
+                                 ttl_s=timing(settings.presence_ttl_s)[0],
+                                 node_id=settings.node_id)
         node = cls(settings, store, broker, presence)
         node._loops = [
             node._every(settings.session_flush_s, node.flush_sessions),
             node._every(settings.cleanup_interval_s, node.cleanup),
-            node._every(max(settings.presence_ttl_s / 3, 0.5), node.keep_presence),
+            node._every(node.liveness.beat_s, node.liveness.beat),
+            node._every(node.liveness.reap_s, node.liveness.reap),
         ]
         if hasattr(broker, "on_reconnect"):
             broker.on_reconnect = node.on_broker_reconnect
@@ -133,26 +137,6 @@ class Node:
         days = retention_days if retention_days is not None else self.settings.retention_days
         _, counts = await cleanup(self.store, days)
         return counts
-
-    async def keep_presence(self) -> None:
-        """Keep this node's presence entries alive (joining again those Redis lost or
-        expired while this node could not refresh); announce users of dead nodes as gone."""
-        for room in tuple(self.hub.rooms.values()):
-            for conn_id in await self.presence.refresh(room.workspace_id, list(room.conns)):
-                conn = room.conns.get(conn_id)
-                if conn is not None:  # not closed meanwhile
-                    await self.rejoin(conn)
-        for workspace_id, user in await self.presence.expire():
-            await self.hub.announce(workspace_id, "leave", user)
-
-    async def rejoin(self, conn: Connection) -> None:
-        """Restore ``conn``'s presence entry (status back to online)."""
-        principal = conn.principal
-        entry = Entry(conn.id, conn.workspace_id, principal.user_id, principal.email,
-                      principal.name, conn.role, node=self.settings.node_id)
-        joined = await self.presence.join(entry)
-        if joined is not None:  # to the user's own tabs too: they may have seen a leave
-            await self.hub.announce(conn.workspace_id, "join", joined)
 
     # ---- broker reconnect ---------------------------------------------------------------
 

@@ -230,8 +230,9 @@ async def test_presence_is_cluster_wide_and_multi_tab_across_nodes(
     for server in (a, b):
         assert await online(server, "alice", ws) == {"alice": 1, "carol": 1}
 
-    # Redis loses the entries (a restart without persistence): the nodes join them again
-    await redis.delete(f"{cluster.prefix}:presence:{ws}", f"{cluster.prefix}:presence-exp:{ws}")
+    # Redis loses its data (a restart without persistence): the nodes' next beat finds
+    # their liveness keys gone and they join their entries again
+    await redis.delete(*[key async for key in redis.scan_iter(match=f"{cluster.prefix}:*")])
     deadline = time.monotonic() + PRESENCE_TTL_S + 1
     while await online(b, "carol", ws) != {"alice": 1, "carol": 1}:
         assert time.monotonic() < deadline, "presence was not restored"
@@ -302,6 +303,44 @@ async def test_killed_node_clients_resume_elsewhere_and_its_presence_expires(
     assert await online(b, "bob", ws) == {"alice": 1, "bob": 1}
     entries = await redis.hvals(f"{cluster.prefix}:presence:{ws}")
     assert {orjson.loads(e)["node"] for e in entries} == {f"test-{b.port}"}
+
+
+async def test_killed_nodes_users_leave_within_the_default_bound(
+        cluster: Cluster, clients: list[Client], redis: aioredis.Redis) -> None:
+    """Default settings (LIVESPACE_PRESENCE_TTL_S 10 s): the leave of a SIGKILLed node's
+    user reaches the others within 10 s of the kill (the time is printed: -s shows it)."""
+    del cluster.env["LIVESPACE_PRESENCE_TTL_S"]
+    a, b, ws, _, bob = await alice_on_a_bob_on_b(cluster, clients)
+    assert [u["id"] for u in bob.welcome["presence"]] == ["alice", "bob"]
+    kill(a)
+    died = time.monotonic()
+    left = await bob.next("presence", timeout=20)
+    took = time.monotonic() - died
+    print(f"leave announced {took:.2f} s after SIGKILL")
+    assert (left["event"], left["user"]["id"]) == ("leave", "alice")
+    assert took < 10.5  # the bound, with a little room for a loaded machine
+    assert await online(b, "bob", ws) == {"bob": 1}
+    assert await redis.exists(f"{cluster.prefix}:presence-node:test-{a.port}") == 0
+
+
+async def test_paused_node_is_treated_as_dead_and_rejoins_when_it_resumes(
+        cluster: Cluster, clients: list[Client]) -> None:
+    a, b, ws, alice, bob = await alice_on_a_bob_on_b(cluster, clients)
+    assert [u["id"] for u in bob.welcome["presence"]] == ["alice", "bob"]
+    assert a.proc is not None
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        left = await bob.next("presence", timeout=PRESENCE_TTL_S + 5)
+        assert (left["event"], left["user"]["id"]) == ("leave", "alice")
+        assert await online(b, "bob", ws) == {"bob": 1}
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    joined = await bob.next("presence", timeout=PRESENCE_TTL_S + 5)
+    assert (joined["event"], joined["user"]["id"]) == ("join", "alice")
+    assert await online(b, "bob", ws) == {"alice": 1, "bob": 1}
+    ack = await alice.request("contact_created", {"name": "Back"})  # its socket lived on
+    assert ack["type"] == "ack", ack
+    assert seqs(await bob.events(1)) == [ack["seq"]]
 
 
 # ---- 5. the broker loses messages ---------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The Presence contract, run on every engine (memory, Redis); Redis also across two nodes
-and with expiry of a dead node's entries."""
+"""The Presence contract, run on every engine (memory, Redis); Redis also across several
+nodes, with the reaping of a dead node's entries and the sync of a node that was reaped."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ async def make_presence(
     async def make(ttl_s: float = 30.0) -> Presence:
         # chosen by URL scheme, as a node does
         presence = open_presence(None if engine == "memory" else url, prefix=prefix,
-                                 ttl_s=ttl_s)
+                                 ttl_s=ttl_s, node_id=f"n{len(made)}")
         assert isinstance(presence, MemoryPresence if engine == "memory" else RedisPresence)
         made.append(presence)
         return presence
@@ -146,58 +146,77 @@ async def test_concurrent_joins_and_leaves_announce_once(make_presence: MakePres
 
 
 @redis_only
-async def test_dead_nodes_entries_expire_exactly_once(make_presence: MakePresence) -> None:
+async def test_dead_nodes_entries_are_reaped_exactly_once(make_presence: MakePresence) -> None:
     dead, alive, other = [await make_presence(ttl_s=1.0) for _ in range(3)]
+    for node in (dead, alive, other):
+        assert await node.beat()  # the first beat asks for a sync
+        assert await node.sync([]) == ([], [])
+        assert not await node.beat()
     await dead.join(entry("d1", user_id="gone"))
     await dead.join(entry("d2", user_id="gone"))
     await dead.join(entry("d3", user_id="stays"))  # this user also has a live tab
     await alive.join(entry("a1", user_id="stays"))
     await alive.join(entry("a2", user_id="lives"))
-    for _ in range(3):  # the alive node refreshes every ttl/3; the dead one never
-        await asyncio.sleep(0.5)
-        await alive.refresh("ws1", ["a1", "a2"])
-    assert [u["id"] for u in await other.online("ws1")] == ["lives", "stays"]
-    first, second = await asyncio.gather(alive.expire(), other.expire())
+    assert await other.reap() == []  # every node beat within its ttl
+    for _ in range(3):  # the alive nodes beat; the dead one never again
+        await asyncio.sleep(0.45)
+        assert not await alive.beat() and not await other.beat()
+    first, second = await asyncio.gather(alive.reap(), other.reap())
     departed = first + second
     assert [(ws, user["id"], user["connections"]) for ws, user in departed] == [
         ("ws1", "gone", 0)]
-    assert await alive.expire() == []
+    assert await alive.reap() == []
     assert await dead.leave("ws1", "d1") is None  # already removed
     assert [(u["id"], u["connections"]) for u in await other.online("ws1")] == [
         ("lives", 1), ("stays", 1)]
+    left = await alive.leave("ws1", "a1")  # d3 was reaped: a1 was the user's last
+    assert left is not None and left["id"] == "stays"
 
 
 @redis_only
-async def test_leave_of_last_live_tab_takes_expired_tabs_along(
+async def test_reaped_node_syncs_its_entries_back_when_it_resumes(
     make_presence: MakePresence,
 ) -> None:
-    dead, alive = await make_presence(ttl_s=1.0), await make_presence(ttl_s=1.0)
-    await dead.join(entry("d1"))
-    await alive.join(entry("a1"))
-    await asyncio.sleep(1.2)
-    assert await alive.leave("ws1", "a1") is not None
-    assert await alive.expire() == []  # no second leave for the same user
+    paused, other = await make_presence(ttl_s=1.0), await make_presence(ttl_s=1.0)
+    for node in (paused, other):
+        await node.beat()
+        await node.sync([])
+    held = [entry("p1"), entry("p2", user_id="u2")]
+    for each in held:
+        await paused.join(each)
+    await asyncio.sleep(1.2)  # paused past its ttl
+    assert sorted(user["id"] for _, user in await other.reap()) == ["u1", "u2"]
+    assert await other.online("ws1") == []
+    assert await paused.beat()  # resumed: its key is gone, its entries too
+    joined, left = await paused.sync(held)
+    assert sorted(user["id"] for _, user in joined) == ["u1", "u2"] and left == []
+    assert [u["id"] for u in await other.online("ws1")] == ["u1", "u2"]
+    assert not await paused.beat()
+    assert await paused.join(entry("p1")) is None  # already there again: no second join
 
 
-@redis_only
-async def test_rejoin_after_expiry_is_announced(make_presence: MakePresence) -> None:
-    presence = await make_presence(ttl_s=1.0)
-    await presence.join(entry("c1"))
-    await asyncio.sleep(1.2)
-    assert await presence.online("ws1") == []
-    assert await presence.join(entry("c2")) is not None
-    assert await presence.expire() == []  # the user is back: no leave for the old tab
-    assert [u["connections"] for u in await presence.online("ws1")] == [1]
-
-
-async def test_refresh_reports_connections_it_holds_no_entry_for(
+async def test_sync_makes_a_nodes_entries_exactly_the_given_ones(
     make_presence: MakePresence,
 ) -> None:
     presence = await make_presence()
+    await presence.beat()
+    await presence.sync([])
     await presence.join(entry("c1"))
-    await presence.join(entry("c2"))
-    await presence.leave("ws1", "c2")
-    assert await presence.refresh("ws1", ["c1", "c2", "c3"]) == ["c2", "c3"]
-    assert await presence.refresh("ws1", []) == []
-    assert await presence.join(entry("c2")) is None  # joined again: c1 still holds u1
-    assert await presence.refresh("ws1", ["c1", "c2"]) == []
+    await presence.join(entry("c2", user_id="u2"))  # its leave "could not reach" the engine
+    joined, left = await presence.sync([entry("c1"), entry("c3", user_id="u3")])
+    assert [(ws, u["id"]) for ws, u in joined] == [("ws1", "u3")]
+    assert [(ws, u["id"]) for ws, u in left] == [("ws1", "u2")]
+    assert [u["id"] for u in await presence.online("ws1")] == ["u1", "u3"]
+    assert await presence.sync([entry("c1"), entry("c3", user_id="u3")]) == ([], [])
+
+
+@redis_only
+async def test_a_closed_node_leaves_its_leftovers_to_the_next_reap(
+    make_presence: MakePresence,
+) -> None:
+    closing, other = await make_presence(), await make_presence()
+    await closing.beat()
+    await closing.join(entry("c1"))
+    await closing.close()  # c1's leave never reached Redis
+    assert [user["id"] for _, user in await other.reap()] == ["u1"]
+    assert await other.online("ws1") == []

@@ -52,8 +52,8 @@ async def test_memory_presence_rejoin_of_same_connection_is_not_a_join() -> None
 async def test_memory_presence_never_expires() -> None:
     presence = MemoryPresence(ttl_s=0.0)
     await presence.join(entry("c1"))
-    await presence.refresh("ws1", ["c1"])
-    assert await presence.expire() == []
+    assert not await presence.beat()
+    assert await presence.reap() == []
     assert len(await presence.online("ws1")) == 1
     await presence.close()
     assert await presence.online("ws1") == []

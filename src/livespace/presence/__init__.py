@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 
 @dataclass(slots=True)
@@ -57,6 +57,10 @@ class Entry:
         return cls(**obj)
 
 
+#: (workspace_id, user dict) for each user who joined or left.
+Gone: TypeAlias = list[tuple[str, dict[str, Any]]]
+
+
 def aggregate(entries: list[Entry]) -> list[dict[str, Any]]:
     """One user dict per user: the newest connection's status, the count of connections."""
     by_user: dict[str, list[Entry]] = {}
@@ -75,19 +79,22 @@ class Presence(Protocol):
 
     Contract:
     - :meth:`join` returns the user's aggregated dict when ``entry`` is that user's first
-      live connection in the workspace on any node (announce ``join``), else None.
+      connection in the workspace on any node (announce ``join``), else None.
     - :meth:`leave` returns the user's dict when it removed their last connection
       (announce ``leave``), else None; leaving an unknown connection returns None.
     - :meth:`update` returns the user's aggregated dict after the change, or None when
       the connection is unknown or nothing changed.
-    - Entries of a node that stops calling :meth:`refresh` expire after ``ttl_s``;
-      :meth:`expire` removes them and returns (workspace_id, user dict) for each user who
-      left because of it, once.
-    - :meth:`refresh` returns the given connections it holds no entry for (expired while
-      their node could not refresh, or lost with the engine's data): join them again.
+    - Liveness is per node, not per entry: :meth:`beat` (every ``ttl_s / 4`` or so)
+      keeps all of this node's entries. When a node has not beaten for ``ttl_s``, the
+      next :meth:`reap` on any node removes its entries and returns (workspace_id, user
+      dict) for each user left with no connection, exactly once across nodes.
+    - :meth:`beat` returns True when this node's entries may not be what it holds (its
+      first beat, it was reaped after a pause, the engine lost its data, or a call could
+      not reach the engine): the caller then calls :meth:`sync` with all of its entries,
+      which makes them exactly these and returns the users that joined and left by it.
     - An engine that cannot reach its server degrades rather than raise from
       :meth:`join`, :meth:`leave`, :meth:`update` (None) and :meth:`online` (empty);
-      :meth:`refresh` and :meth:`expire` raise, and set things right once it is back.
+      :meth:`beat`, :meth:`sync` and :meth:`reap` raise.
     """
 
     async def join(self, entry: Entry) -> dict[str, Any] | None: ...
@@ -97,12 +104,14 @@ class Presence(Protocol):
         viewing_given: bool,
     ) -> dict[str, Any] | None: ...
     async def online(self, workspace_id: str) -> list[dict[str, Any]]: ...
-    async def refresh(self, workspace_id: str, conn_ids: list[str]) -> list[str]: ...
-    async def expire(self) -> list[tuple[str, dict[str, Any]]]: ...
+    async def beat(self) -> bool: ...
+    async def sync(self, entries: list[Entry]) -> tuple[Gone, Gone]: ...
+    async def reap(self) -> Gone: ...
     async def close(self) -> None: ...
 
 
-def open_presence(url: str | None, *, prefix: str = "livespace", ttl_s: float = 30.0) -> Presence:
+def open_presence(url: str | None, *, prefix: str = "livespace", ttl_s: float = 10.0,
+                  node_id: str = "node") -> Presence:
     """The presence engine for ``url`` (None: in-process); imported lazily."""
     if not url:
         from livespace.presence.memory import MemoryPresence
@@ -111,8 +120,8 @@ def open_presence(url: str | None, *, prefix: str = "livespace", ttl_s: float = 
     if url.startswith(("redis://", "rediss://", "unix://")):
         from livespace.presence.redis import RedisPresence
 
-        return RedisPresence(url, prefix=prefix, ttl_s=ttl_s)
+        return RedisPresence(url, prefix=prefix, ttl_s=ttl_s, node_id=node_id)
     raise ValueError(f"unsupported REDIS_URL scheme: {url.split(':', 1)[0]!r}")
 
 
-__all__ = ["Entry", "Presence", "aggregate", "open_presence"]
+__all__ = ["Entry", "Gone", "Presence", "aggregate", "open_presence"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from livespace.presence import Entry, aggregate
+from livespace.presence import Entry, Gone, aggregate
 
 
 class MemoryPresence:
     """Presence for one process: plain dicts, nothing expires (connections leave on close)."""
 
-    def __init__(self, ttl_s: float = 30.0) -> None:
+    def __init__(self, ttl_s: float = 10.0) -> None:
         self.ttl_s = ttl_s
         self._entries: dict[str, dict[str, Entry]] = {}  # workspace -> conn -> entry
 
@@ -54,13 +54,27 @@ class MemoryPresence:
     async def online(self, workspace_id: str) -> list[dict[str, Any]]:
         return aggregate(list(self._entries.get(workspace_id, {}).values()))
 
-    async def refresh(self, workspace_id: str, conn_ids: list[str]) -> list[str]:
-        # one process: nothing expires, entries leave when their connection closes
-        conns = self._entries.get(workspace_id, {})
-        return [conn_id for conn_id in conn_ids if conn_id not in conns]
+    async def beat(self) -> bool:
+        return False  # one process: its entries cannot be lost behind its back
 
-    async def expire(self) -> list[tuple[str, dict[str, Any]]]:
-        return []
+    async def sync(self, entries: list[Entry]) -> tuple[Gone, Gone]:
+        wanted = {(e.workspace_id, e.conn_id) for e in entries}
+        left: Gone = []
+        for workspace_id, conns in list(self._entries.items()):
+            for conn_id in [c for c in conns if (workspace_id, c) not in wanted]:
+                user = await self.leave(workspace_id, conn_id)
+                if user is not None:
+                    left.append((workspace_id, user))
+        joined: Gone = []
+        for entry in entries:
+            if entry.conn_id not in self._entries.get(entry.workspace_id, {}):
+                user = await self.join(entry)
+                if user is not None:
+                    joined.append((entry.workspace_id, user))
+        return joined, left
+
+    async def reap(self) -> Gone:
+        return []  # one process: no other node to die
 
     async def close(self) -> None:
         self._entries.clear()

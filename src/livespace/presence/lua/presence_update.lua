@@ -1,10 +1,8 @@
 -- Change one connection's status and/or viewing; it becomes its user's newest
--- connection (the one whose status and viewing the user shows) and its expiry moves on.
--- KEYS[1] entries     hash  conn_id -> entry JSON
--- KEYS[2] expiries    zset  conn_id -> expiry (epoch seconds, Redis clock)
--- ARGV[1] conn_id, ARGV[2] changes JSON ({"status"?: str, "viewing"?: str|null}),
--- ARGV[3] ttl seconds
--- Returns {entry JSON before, entry JSON after, the user's other live entries' JSON...},
+-- connection (the one whose status and viewing the user shows).
+-- KEYS[1] entries  hash  conn_id -> entry JSON
+-- ARGV[1] conn_id, ARGV[2] changes JSON ({"status"?: str, "viewing"?: str|null})
+-- Returns {entry JSON before, entry JSON after, the user's other entries' JSON...},
 -- or nil when the connection is unknown.
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if not old then
@@ -14,15 +12,13 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local entry = cjson.decode(old)
 local result, newest = {old, ''}, 0
-for _, conn in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')) do
-  if conn ~= ARGV[1] then
-    local json = redis.call('HGET', KEYS[1], conn)
-    if json then
-      local other = cjson.decode(json)
-      if other.user_id == entry.user_id then
-        result[#result + 1] = json
-        newest = math.max(newest, other.updated)
-      end
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if all[i] ~= ARGV[1] then
+    local other = cjson.decode(all[i + 1])
+    if other.user_id == entry.user_id then
+      result[#result + 1] = all[i + 1]
+      newest = math.max(newest, other.updated)
     end
   end
 end
@@ -33,5 +29,4 @@ end
 entry.updated = math.max(now, newest + 0.001)
 result[2] = cjson.encode(entry)
 redis.call('HSET', KEYS[1], ARGV[1], result[2])
-redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[3]), ARGV[1])
 return result
