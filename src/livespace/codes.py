@@ -40,6 +40,7 @@ class Error(StrEnum):
     RATE_LIMITED = "rate_limited"
     RESYNC_REQUIRED = "resync_required"
     TOO_LARGE = "too_large"
+    UNAVAILABLE = "unavailable"  # the store or broker cannot be reached: retry the same ref
     INTERNAL = "internal"
 
 
@@ -56,6 +57,7 @@ HTTP_STATUS: dict[Error, int] = {
     Error.RATE_LIMITED: 429,
     Error.RESYNC_REQUIRED: 410,
     Error.TOO_LARGE: 413,
+    Error.UNAVAILABLE: 503,
     Error.INTERNAL: 500,
 }
 

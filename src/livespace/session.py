@@ -23,7 +23,8 @@ from livespace.commands import AddNote, CreateContact, DeleteContact, Mutation, 
 from livespace.connection import Connection
 from livespace.hub import REPLAY_PAGE, Room
 from livespace.limits import Abuse, TokenBucket
-from livespace.presence import Entry
+from livespace.liveness import entry_of
+from livespace.outage import is_outage, unavailable
 from livespace.protocol import FrameError, dumpb
 from livespace.resume import Replay, Resync, resume
 from livespace.times import now_iso
@@ -74,8 +75,8 @@ class Session:
         """
         node, conn = self.node, self.conn
         principal, ws = conn.principal, conn.workspace_id
-        entry = Entry(conn.id, ws, principal.user_id, principal.email,
-                      principal.name, conn.role, node=node.settings.node_id)
+        entry = entry_of(conn, node.settings.node_id)
+        node.liveness.hold(entry)  # before the join: see livespace.liveness
         joined = await node.presence.join(entry)
         online = await node.presence.online(ws)
         bounds = None if since is None else (await node.store.oldest_seq(ws),
@@ -208,7 +209,10 @@ class Session:
                 await self._dispatch(item)
             except Problem as problem:
                 self._reply(p.error_frame(problem, item.ref))
-            except Exception:
+            except Exception as err:
+                if is_outage(err):
+                    self._reply(p.error_frame(unavailable(), item.ref))
+                    continue
                 log.exception("frame %s failed on connection %s", item.type, conn.id)
                 self._reply(p.error_frame(Problem(Error.INTERNAL, "internal error"), item.ref))
 
@@ -235,6 +239,7 @@ class Session:
         elif isinstance(body, p.Typing):
             await self._typing(body.contact_id, body.is_typing)
         elif isinstance(body, p.PresenceUpdate):
+            node.liveness.note(conn.id, body.status, body.viewing, body.viewing_given)
             user = await node.presence.update(ws, conn.id, body.status, body.viewing,
                                               body.viewing_given)
             if user is not None:
@@ -242,6 +247,8 @@ class Session:
             if frame.ref is not None:
                 self._reply(p.ack_frame(frame.ref))
         elif isinstance(body, p.Broadcast):
+            if not getattr(node.broker, "connected", True):
+                raise unavailable("the broker")
             out = {"type": "broadcast", "event": body.event, "payload": body.payload,
                    "user_id": conn.user_id}
             await node.hub.publish(ws, out, "" if body.echo else conn.id)
@@ -275,7 +282,9 @@ class Session:
         self._in_flight -= 1
         self._answer.set()
         error = None if future.cancelled() else future.exception()
-        if future.cancelled() or not (error is None or isinstance(error, Problem)):
+        if error is not None and is_outage(error):  # nothing applied: retry the same ref
+            reply.frame = p.error_frame(unavailable(), ref)
+        elif future.cancelled() or not (error is None or isinstance(error, Problem)):
             # the store logged it, once for its whole batch
             reply.frame = p.error_frame(Problem(Error.INTERNAL, "internal error"), ref)
         elif isinstance(error, Problem):
@@ -352,6 +361,7 @@ class Session:
         for handle in conn.typing.values():
             handle.cancel()
         conn.typing.clear()
+        node.liveness.release(conn.id)  # before the leave: see livespace.liveness
         left = await node.presence.leave(conn.workspace_id, conn.id)
         if left is not None:
             await node.hub.announce(conn.workspace_id, "leave", left)

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from livespace.auth import AuthError, Principal
 from livespace.codes import HTTP_STATUS, Error, Problem
 from livespace.node import Node
+from livespace.outage import is_outage, unavailable
 from livespace.protocol import loads
 
 audit = logging.getLogger("livespace.audit")
@@ -116,6 +117,8 @@ def install_error_handlers(app: FastAPI) -> None:
                             headers=getattr(exc, "headers", None))
 
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        if is_outage(exc):  # 503 with Retry-After: nothing applied, retry the same key
+            return problem_response(unavailable())
         return JSONResponse(error_body(Error.INTERNAL, "internal error"), status_code=500)
 
     app.add_exception_handler(Problem, on_problem)

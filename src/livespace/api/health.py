@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -14,6 +15,7 @@ from livespace.times import now_iso
 
 router = APIRouter(tags=["health"])
 STARTED = time.time()
+READY_TIMEOUT_S = 2.0
 
 
 @router.get("/ws/health", summary="Liveness and this node's load (no auth)")
@@ -32,9 +34,14 @@ async def health(node: NodeDep) -> dict[str, Any]:
 
 @router.get("/ws/ready", summary="Ready when the store answers and the node is not draining")
 async def ready(node: NodeDep) -> Response:
-    checks: dict[str, Any] = {"store": False, "draining": node.draining}
+    """503 while the store cannot be reached (mutations get ``unavailable``) or the node
+    drains. The broker's state is reported but does not make the node unready: without
+    Redis a node still commits and delivers (docs/scaling.md), and every node shares the
+    same Redis, so failing them all would turn a degradation into an outage."""
+    checks: dict[str, Any] = {"store": False, "draining": node.draining,
+                              "broker": bool(getattr(node.broker, "connected", True))}
     try:
-        checks["store"] = await node.store.ping()
+        checks["store"] = await asyncio.wait_for(node.store.ping(), READY_TIMEOUT_S)
     except Exception as exc:  # an outage is the answer, not an error
         checks["store_error"] = type(exc).__name__
     ok = bool(checks["store"]) and not node.draining

@@ -18,6 +18,7 @@ from livespace.auth import AuthError, Principal, token_from, wants_subprotocol
 from livespace.codes import Close, Problem
 from livespace.connection import Connection
 from livespace.node import Node
+from livespace.outage import is_outage
 from livespace.session import Session
 from livespace.wire import RawSocket
 
@@ -93,6 +94,11 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
     except Problem:
         await refuse(Close.FORBIDDEN, "forbidden")
         return
+    except Exception as err:
+        if not is_outage(err):
+            raise
+        await refuse(Close.RESTARTING, "store unavailable: reconnect later")
+        return
     admission = node.admission
     refused = admission.admit(user_id, workspace_id)
     if refused is not None:
@@ -143,8 +149,11 @@ async def _serve(websocket: WebSocket, node: Node, principal: Principal, workspa
                 await session.handle(text)
     except WebSocketDisconnect as exc:
         conn.session.close_code = conn.session.close_code or exc.code
-    except Exception:
-        log.exception("connection %s failed", conn.id)
+    except Exception as err:
+        if is_outage(err):  # the store went away during the welcome or replay
+            conn.close(Close.RESTARTING, "store unavailable: reconnect with since")
+        else:
+            log.exception("connection %s failed", conn.id)
     finally:
         await session.close()
         s = conn.session
