@@ -151,11 +151,14 @@ async def _existing(store: Store, workspace_id: str) -> None:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    days = settings.retention_days if args.retention_days is None else args.retention_days
+
     async def go() -> int:
-        async with _migrated_store(Settings.from_env()) as store:
-            cutoff, counts = await cleanup(store, args.retention_days)
+        async with _migrated_store(settings) as store:
+            cutoff, counts = await cleanup(store, days)
         deleted = {f"{kind}_deleted": n for kind, n in counts.items()}
-        _print_json({**deleted, "cutoff": cutoff, "retention_days": args.retention_days})
+        _print_json({**deleted, "cutoff": cutoff, "retention_days": days})
         return 0
 
     return _run(go())
@@ -256,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_member_remove)
 
     p = sub.add_parser("cleanup", help="delete old events, idempotency refs and sessions")
-    p.add_argument("--retention-days", type=_days, default=30)
+    p.add_argument("--retention-days", type=_days, default=None,
+                   help="default: LIVESPACE_RETENTION_DAYS (30)")
     p.set_defaults(func=cmd_cleanup)
 
     # parsed by bench/ itself (see main); listed here for --help

@@ -270,7 +270,13 @@ class Hub:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        """A spawned task's outcome is retrieved and a failure logged, never dropped."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("hub task failed", exc_info=error)
 
     async def publish_control(self, workspace_id: str, body: dict[str, Any]) -> None:
         await self.broker.publish(envelope.channel(workspace_id), envelope.control(body))
@@ -291,9 +297,16 @@ class Hub:
     async def catch_up(self) -> None:
         """Compare each room's head with the store's and fill what the broker lost (after
         a broker reconnect, and periodically when the broker may lose messages)."""
+        failed: list[str] = []
         for room in tuple(self.rooms.values()):
-            with contextlib.suppress(Exception):
+            try:
                 await room.catch_up()
+            except Exception as err:  # the next check tries again; the caller is told
+                failed.append(room.workspace_id)
+                error = err
+        if failed:
+            raise RuntimeError(f"catch-up failed for {len(failed)} of {len(self.rooms)} "
+                               f"rooms (first: {failed[0]}): {error!r}") from error
 
     async def close_all(self, code: int, reason: str) -> None:
         conns = [c for room in self.rooms.values() for c in room.conns.values()]

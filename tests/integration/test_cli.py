@@ -143,6 +143,9 @@ def test_cleanup_prints_counts(cli: Cli) -> None:
     for key in ("events_deleted", "refs_deleted", "sessions_deleted"):
         assert counts[key] == 0
     assert counts["retention_days"] == 7
+    assert cli.json("cleanup")["retention_days"] == 30
+    kept = json.loads(cli.run("cleanup", env={"LIVESPACE_RETENTION_DAYS": "3"}).stdout)
+    assert kept["retention_days"] == 3  # the setting, unless --retention-days says otherwise
 
 
 def test_cleanup_deletes_what_is_older_than_retention(cli: Cli, database_url: str) -> None:
