@@ -18,6 +18,7 @@ from livespace.connection import Connection
 from livespace.hub import Hub
 from livespace.limits import Admission, KeyedBuckets
 from livespace.liveness import Liveness, timing
+from livespace.outage import is_outage
 from livespace.presence import Presence, open_presence
 from livespace.service import Service
 from livespace.store import Event, Store, cleanup, open_store
@@ -99,8 +100,11 @@ class Node:
                     await job()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    if not failures:
+                except Exception as err:
+                    if not failures and is_outage(err):  # expected: no traceback
+                        log.warning("periodic %s: store or broker unreachable (%r); "
+                                    "retrying every %.1fs", name, err, seconds)
+                    elif not failures:
                         log.exception("periodic %s failed (retrying every %.1fs)", name,
                                       seconds)
                     failures += 1
