@@ -81,11 +81,11 @@ def check_writes(log: list[Logged], writes: list[Write]) -> list[str]:
     for write in writes:
         found = where.get(write.name, [])
         if write.acked_seq is not None:
-            event = at.get(write.acked_seq)
-            if event is None or event.name != write.name:
+            there = at.get(write.acked_seq)
+            if there is None or there.name != write.name:
                 problems.append(f"acknowledged write {write.name} (ref {write.ref}) is not at "
                                 f"its acked seq {write.acked_seq}: the log has "
-                                f"{event.name if event else 'nothing'} there")
+                                f"{there.name if there else 'nothing'} there")
             if len(found) != 1:
                 problems.append(f"acknowledged write {write.name} is in the log "
                                 f"{len(found)} times")

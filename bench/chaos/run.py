@@ -61,7 +61,8 @@ class Run:
         self.o = options
         self.root = Path(options.root or tempfile.mkdtemp(prefix="livespace-chaos-"))
         self.secret = secrets.token_urlsafe(48)
-        self.pg = Postgres(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.pg = Postgres()
         self.redis = Redis(self.root)
         self.nodes: list[Node] = []
 
@@ -90,7 +91,7 @@ class Run:
         for node in self.nodes:
             node.kill()
         self.redis.stop()
-        self.pg.stop("fast")
+        self.pg.remove()
         if not keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -139,7 +140,8 @@ class Run:
         writers = [Writer(peer, f"writer{i}", i, o.write_pause_s) for i in range(o.writers)]
         readers = [ReaderClient(peer, f"reader{i}", i) for i in range(o.readers)]
         lurkers = [Lurker(peer, f"lurker{i}", i) for i in range(o.nodes)]
-        tasks = [asyncio.create_task(c.run()) for c in (*lurkers, *readers)]
+        tasks = [asyncio.create_task(c.run()) for c in lurkers]
+        tasks += [asyncio.create_task(c.run()) for c in readers]
         writing = [asyncio.create_task(w.run()) for w in writers]
         await asyncio.sleep(1.0)
         nemesis = Nemesis(self.nodes, self.pg, self.redis, bound_s=o.bound_s, seed=o.seed,
@@ -152,8 +154,10 @@ class Run:
         await asyncio.wait_for(asyncio.gather(*writing), 120)
         log = await self.log(ws)
         deadline = time.monotonic() + 30
-        while any(r.last < len(log) for r in readers) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)  # noqa: ASYNC110 - polling other tasks' progress
+        caught_up = [r for r in readers if r.last >= len(log)]
+        while len(caught_up) < len(readers) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)  # the readers' tasks move on meanwhile
+            caught_up = [r for r in readers if r.last >= len(log)]
         # presence: exactly the connected users, within the bound after healing
         converged = None
         observed: dict[str, set[str]] = {}

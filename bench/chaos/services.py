@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,23 +38,23 @@ def _wait(ready: object, what: str, timeout: float) -> None:
 
 
 class Postgres:
-    """A PostgreSQL cluster of this run's own: ``initdb`` as ``postgres``, trust auth."""
+    """A PostgreSQL cluster of this run's own: ``initdb`` as ``postgres``, trust auth, in
+    a directory of its own under the system temp dir (the ``postgres`` user must reach
+    it; a test's tmp_path is private to root)."""
 
-    def __init__(self, root: Path) -> None:
-        self.dir = root / "pg"
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="livespace-chaos-pg-"))
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _as_postgres(self, *argv: str) -> list[str]:
-        return argv if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *argv]
+        return list(argv) if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *argv]
 
     def init(self) -> Postgres:
         if not (PG_BIN / "initdb").exists():
             raise RuntimeError(f"PostgreSQL 15 binaries not found in {PG_BIN} "
                                "(apt-get install postgresql-15)")
-        self.dir.mkdir(parents=True)
         if os.geteuid() == 0:
-            shutil.chown(self.dir.parent, "postgres")
             shutil.chown(self.dir, "postgres")
         subprocess.run(self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.dir / "data"),
                                          "-A", "trust", "-U", "postgres", "--no-sync"),
@@ -71,6 +72,10 @@ class Postgres:
     def stop(self, mode: str = "immediate") -> None:
         subprocess.run(self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"),
                                          "-m", mode, "-w", "stop"), capture_output=True)
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Redis:

@@ -88,7 +88,8 @@ class Writer:
                     reply = await self._send(ws, write)
                 except (websockets.ConnectionClosed, TimeoutError, OSError):
                     write.refused.append("no answer")
-                    ws = await self._drop(ws)
+                    await self._drop(ws)
+                    ws = None
                     continue
                 if reply.get("type") == "ack":
                     write.acked_seq = int(reply["seq"])
@@ -116,7 +117,6 @@ class Writer:
     async def _drop(self, ws: ClientConnection) -> None:
         self.connected = False
         await ws.close()
-        return None
 
     async def _send(self, ws: ClientConnection, write: Write) -> dict[str, Any]:
         frame = {"type": "contact_created", "ref": write.ref, "data": {"name": write.name}}
