@@ -59,7 +59,12 @@ export class Connection {
     this.ws = new WebSocketImpl(url, ["livespace.v1", `bearer.${token}`]);
     this.ws.onmessage = (ev) => this.message(ev.data);
     this.ws.onclose = (ev) => this.end(ev.code, ev.reason);
-    this.ws.onerror = () => {}; // a close event follows
+    // A close event should follow an error; some runtimes (undici in Node 20) send none
+    // when the handshake fails, so an error ends the connection unless a close comes soon.
+    this.ws.onerror = () => {
+      if (this.ws.readyState !== OPEN) this.end(1006, "connection failed");
+      else setTimeout(() => this.end(1006, "connection error"), 1_000);
+    };
     this.watchdog = setTimeout(() => this.die("no welcome within the connect timeout"), connectTimeout);
   }
 

@@ -1,6 +1,6 @@
 /** Errors the client rejects with: each carries the server's (or the client's) `code`. */
 
-import type { Conflict } from "./types.js";
+import type { Conflict, Contact } from "./types.js";
 
 /**
  * `code` is one of the server's error codes (`validation_failed`, `forbidden`,
@@ -31,4 +31,25 @@ export class ConflictError extends LivespaceError {
     super("conflict", message, details);
     this.conflict = conflict;
   }
+}
+
+/** The conflict an `error` frame (code `conflict`) describes, for the update `changes` of `id`. */
+export function conflictOf(
+  ref: string,
+  id: string,
+  changes: Readonly<Record<string, unknown>>,
+  details: Record<string, unknown> | undefined,
+): Conflict {
+  const current = (details?.current ?? null) as Contact | null;
+  const fields = Array.isArray(details?.fields) ? (details.fields as string[]) : Object.keys(changes);
+  const pick = (from: Readonly<Record<string, unknown>> | null) =>
+    Object.freeze(Object.fromEntries(fields.map((f) => [f, from ? from[f] : undefined])));
+  return Object.freeze({
+    ref,
+    contactId: id || String(current?.id ?? ""),
+    current,
+    fields: Object.freeze([...fields]),
+    yours: pick(changes),
+    theirs: pick(current),
+  });
 }

@@ -1,6 +1,6 @@
 /**
  * The browser's outbox storage: pending mutations in IndexedDB (database `livespace`,
- * object store `outbox`, key `[scope, ref]`), so an edit made offline survives a reload
+ * object store `outbox`, key `[scope, ref]`, indexed by `scope`), so an edit made offline survives a reload
  * and is sent once the page is back online. Transactions on one store complete in the
  * order they were opened, so the order of `put` calls is kept.
  */
@@ -39,7 +39,7 @@ export class IndexedDBStorage implements OutboxStorage {
     if (!this.db) {
       const req = this.factory.open(this.name, 1);
       req.onupgradeneeded = () => {
-        req.result.createObjectStore(STORE, { keyPath: ["scope", "ref"] });
+        req.result.createObjectStore(STORE, { keyPath: ["scope", "ref"] }).createIndex("scope", "scope");
       };
       this.db = request(req);
       this.db.catch(() => (this.db = undefined));
@@ -54,8 +54,7 @@ export class IndexedDBStorage implements OutboxStorage {
 
   async load(scope: string): Promise<PendingMutation[]> {
     const store = await this.store("readonly");
-    const range = IDBKeyRange.bound([scope, ""], [scope, "\uffff"]);
-    const rows = (await request(store.getAll(range))) as Row[];
+    const rows = (await request(store.index("scope").getAll(scope))) as Row[];
     return rows.map(({ scope: _scope, ...item }) => item).sort((a, b) => a.createdAt - b.createdAt);
   }
 

@@ -59,11 +59,11 @@ export class Outbox {
   private readonly waiters = new Map<string, Waiter>();
   /** refs sent on the current socket (cleared when a new one opens). */
   private readonly sent = new Set<string>();
-  private restored = false;
+  /** Known once the first token names the user (see {@link restore}). */
+  private scope: string | undefined;
 
   constructor(
     private readonly storage: OutboxStorage,
-    private readonly scope: string,
     private readonly onError: (error: unknown) => void = () => {},
   ) {}
 
@@ -75,23 +75,30 @@ export class Outbox {
     return this.items.some((item) => item.ref === ref);
   }
 
-  /** Load what an earlier session left (once): older items go first. */
-  async restore(): Promise<void> {
-    if (this.restored) return;
-    this.restored = true;
-    const stored = await this.storage.load(this.scope);
+  /**
+   * Open the queue of `scope` (one user's, in one workspace, on one server): load what an
+   * earlier session left there, older items first, and store the ones made before this.
+   * Once per outbox; the items added before it wait in memory.
+   */
+  async restore(scope: string): Promise<void> {
+    if (this.scope !== undefined) return;
+    this.scope = scope;
+    const stored = await this.storage.load(scope);
     const known = new Set(this.items.map((item) => item.ref));
     const older = stored.filter((item) => !known.has(item.ref));
     older.sort((a, b) => a.createdAt - b.createdAt);
+    for (const item of this.items) this.storage.put(scope, item).catch(this.onError);
     this.items = [...older, ...this.items];
   }
 
   /** Queue a mutation; the promise settles with its ack or error. */
   add(type: MutationType, data: Record<string, unknown>, ref = newRef()): [PendingMutation, Promise<AckFrame>] {
-    const item: PendingMutation = Object.freeze({ ref, type, data: Object.freeze({ ...data }), createdAt: Date.now() });
+    // strictly increasing, so that the stored order is the order of the calls
+    const createdAt = Math.max(Date.now(), (this.items.at(-1)?.createdAt ?? 0) + 1);
+    const item: PendingMutation = Object.freeze({ ref, type, data: Object.freeze({ ...data }), createdAt });
     this.items = [...this.items, item];
     const promise = new Promise<AckFrame>((resolve, reject) => this.waiters.set(ref, { resolve, reject }));
-    this.storage.put(this.scope, item).catch(this.onError);
+    if (this.scope !== undefined) this.storage.put(this.scope, item).catch(this.onError);
     return [item, promise];
   }
 
@@ -118,7 +125,7 @@ export class Outbox {
     if (!item) return undefined;
     this.items = this.items.filter((i) => i.ref !== ref);
     this.sent.delete(ref);
-    this.storage.delete(this.scope, ref).catch(this.onError);
+    if (this.scope !== undefined) this.storage.delete(this.scope, ref).catch(this.onError);
     const waiter = this.waiters.get(ref);
     this.waiters.delete(ref);
     if (waiter) {

@@ -25,7 +25,7 @@ export interface ClientOptions extends BackoffOptions {
   storage?: OutboxStorage;
   /** Reconnect with a compacted replay when more than this many events behind. Default 1000. */
   compactThreshold?: number;
-  /** No `welcome` within this many ms: the attempt is replaced. Default 15,000. */
+  /** No `welcome` within this many ms: the attempt is replaced. Default 10,000. */
   connectTimeout?: number;
   /** HTTP requests (the snapshot) give up after this many ms. Default 15,000. */
   requestTimeout?: number;
@@ -46,7 +46,7 @@ export const DEFAULTS = {
   maxReconnectDelay: 20_000,
   reconnectFactor: 2,
   compactThreshold: 1000,
-  connectTimeout: 15_000,
+  connectTimeout: 10_000,
   requestTimeout: 15_000,
   refreshLead: 30_000,
   heartbeat: 25,

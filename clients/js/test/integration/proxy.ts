@@ -22,7 +22,7 @@ export class Proxy {
   async start(): Promise<this> {
     this.server = createServer((client) => {
       if (this.refusing) {
-        client.destroy();
+        client.resetAndDestroy();
         return;
       }
       const upstream = connect(this.target(), "127.0.0.1");
