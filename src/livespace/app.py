@@ -46,7 +46,7 @@ def app_from_env() -> FastAPI:
 
 
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8001,
-          workers: int = 1) -> None:
+          workers: int = 1, log_level: str = "INFO") -> None:
     import uvicorn
 
     from livespace.logs import log_config
@@ -54,6 +54,10 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8001,
     if workers > 1 and (settings.redis_url is None or settings.database_url.startswith("sqlite")):
         raise ConfigError("--workers > 1 needs REDIS_URL (fan-out) and PostgreSQL (DATABASE_URL)")
     settings = settings.with_secret()  # generate the data-dir secret once, before workers fork
+    if workers > 1:  # each worker's metrics in one directory, summed by any scrape
+        from livespace.metrics import prepare_multiprocess
+
+        prepare_multiprocess(settings.data_dir)
     options: dict[str, Any] = dict(
         host=host,
         port=port,
@@ -62,7 +66,8 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8001,
         ws_max_size=settings.max_frame,
         ws_ping_interval=settings.heartbeat_s,
         ws_ping_timeout=settings.heartbeat_s,
-        log_config=log_config(),
+        log_config=log_config(log_level, settings.log_format),  # uvicorn applies it last
+        log_level=log_level.lower(),
         timeout_graceful_shutdown=10,
         proxy_headers=False,
         server_header=False,

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -66,11 +67,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from livespace.logs import setup_logging
 
     settings = Settings.from_env().with_secret()
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, settings.log_format)
     applied = _run(_migrate(settings))
     if applied:
-        print(f"livespace: applied migrations {', '.join(applied)}", file=sys.stderr)
-    serve(settings, host=args.host, port=args.port, workers=args.workers)
+        logging.getLogger("livespace.cli").info("applied migrations %s", ", ".join(applied))
+    serve(settings, host=args.host, port=args.port, workers=args.workers,
+          log_level=args.log_level)
     return 0
 
 

@@ -77,6 +77,7 @@ class Settings:
     retention_days: int = 30
     cleanup_interval_s: float = 3600.0
     session_flush_s: float = 5.0
+    log_format: str = "line"  # or "json": one JSON object per line
     presence_ttl_s: float = 10.0  # a dead node's users leave presence within this
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
@@ -114,6 +115,7 @@ class Settings:
             cleanup_interval_s=_float(env, "LIVESPACE_CLEANUP_INTERVAL_S", 3600.0, 1.0),
             session_flush_s=_float(env, "LIVESPACE_SESSION_FLUSH_S", 5.0, 0.1),
             presence_ttl_s=_float(env, "LIVESPACE_PRESENCE_TTL_S", 10.0, 1.0),
+            log_format=(env.get("LIVESPACE_LOG_FORMAT") or "line").lower(),
             node_id=env.get("LIVESPACE_NODE_ID") or f"{socket.gethostname()}:{os.getpid()}",
         )
         settings.check()
@@ -136,6 +138,8 @@ class Settings:
             raise ConfigError(
                 f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_PUBLIC_KEY or JWT_JWKS_URL"
             )
+        if self.log_format not in ("line", "json"):
+            raise ConfigError(f"LIVESPACE_LOG_FORMAT must be line or json, got {self.log_format!r}")
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ConfigError("DATABASE_URL must start with sqlite:/// or postgresql://")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from livespace import envelope
@@ -120,6 +121,8 @@ class Room:
         framed = text_frame(frame)  # encoded once for every connection
         for conn in tuple(self.conns.values()):
             conn.push_event(seq, frame, framed)
+        if self.hub.on_delivered is not None:
+            self.hub.on_delivered(frame)
 
     def _drain_early(self) -> None:
         early = self.early
@@ -177,6 +180,8 @@ class Hub:
         self.flusher = Flusher()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._opening: dict[str, asyncio.Task[Room]] = {}
+        #: Called with each durable event's frame once a room delivered it (metrics).
+        self.on_delivered: Callable[[bytes], None] | None = None
 
     @property
     def connections(self) -> int:

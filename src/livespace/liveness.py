@@ -16,6 +16,7 @@ runs between the two announces each change once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -43,8 +44,10 @@ def entry_of(conn: Connection, node_id: str) -> Entry:
 
 
 class Liveness:
-    def __init__(self, presence: Presence, hub: Hub, bound_s: float) -> None:
+    def __init__(self, presence: Presence, hub: Hub, bound_s: float,
+                 on_reaped: Callable[[int], None] | None = None) -> None:
         self.presence = presence
+        self.on_reaped = on_reaped
         self.hub = hub
         self.key_ttl_s, self.beat_s, self.reap_s = timing(bound_s)
         self.held: dict[str, Entry] = {}  # conn_id -> entry, what this node's entries are
@@ -81,6 +84,8 @@ class Liveness:
         gone = await self.presence.reap()
         if gone:
             log.info("presence: reaped %d users of dead nodes", len(gone))
+            if self.on_reaped is not None:
+                self.on_reaped(len(gone))
         await self._announce("leave", gone)
 
     async def _announce(self, event: str, users: Gone) -> None:

@@ -8,6 +8,7 @@ which configures logging again in every worker.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -90,19 +91,50 @@ class LineFormatter(logging.Formatter):
         return redact(super().format(record)).replace("\r", "\\r").replace("\n", "\\n")
 
 
-def log_config(level: str = "INFO") -> dict[str, Any]:
-    """A :func:`logging.config.dictConfig` for uvicorn (and the process) with redaction."""
+_FIELD = re.compile(r"([a-z_]+)=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S+)")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (``LIVESPACE_LOG_FORMAT=json``): ``ts``, ``level``,
+    ``logger``, ``message`` and, on an error, ``exc``; audit records
+    (``livespace.audit``) also carry their ``key=value`` pairs as fields. Redacted like
+    :class:`LineFormatter`: every value passes through :func:`redact`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = redact(record.getMessage())
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": message,
+        }
+        if record.name == "livespace.audit":
+            for key, value in _FIELD.findall(message):
+                out.setdefault(key, value.strip("'\""))
+        if record.exc_info:
+            out["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+FORMATS = ("line", "json")
+
+
+def log_config(level: str = "INFO", fmt: str = "line") -> dict[str, Any]:
+    """A :func:`logging.config.dictConfig` for uvicorn (and the process) with redaction,
+    at ``level`` for livespace's, uvicorn's and the root logger, in format ``fmt``."""
     level = level.upper()
+    formatter = "json" if fmt == "json" else "line"
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"redact": {"()": "livespace.logs.RedactTokens"},
                     "quiet_sockets": {"()": "livespace.logs.SocketChatter"}},
-        "formatters": {"line": {"()": "livespace.logs.LineFormatter"}},
+        "formatters": {"line": {"()": "livespace.logs.LineFormatter"},
+                       "json": {"()": "livespace.logs.JsonFormatter"}},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
-                "formatter": "line",
+                "formatter": formatter,
                 "filters": ["redact"],
                 "stream": "ext://sys.stderr",
             },
@@ -127,7 +159,7 @@ UVICORN_LOG_CONFIG: dict[str, Any] = log_config("INFO")
 _HANDLER_MARK = "_livespace_handler"
 
 
-def setup_logging(level: str = "INFO") -> None:
+def setup_logging(level: str = "INFO", fmt: str = "line") -> None:
     """Configure stdlib logging for this process; safe to call more than once.
 
     Adds one stderr handler to the root logger (kept, not duplicated, on repeated calls)
@@ -141,7 +173,7 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(numeric)
     if not any(getattr(h, _HANDLER_MARK, False) for h in root.handlers):
         ours = logging.StreamHandler(sys.stderr)
-        ours.setFormatter(LineFormatter())
+        ours.setFormatter(JsonFormatter() if fmt == "json" else LineFormatter())
         setattr(ours, _HANDLER_MARK, True)
         root.addHandler(ours)
     for handler in root.handlers:
@@ -159,7 +191,9 @@ def _add_filter(target: logging.Filterer) -> None:
 
 
 __all__ = [
+    "FORMATS",
     "UVICORN_LOG_CONFIG",
+    "JsonFormatter",
     "LineFormatter",
     "RedactTokens",
     "log_config",

@@ -18,6 +18,7 @@ from livespace.connection import Connection
 from livespace.hub import Hub
 from livespace.limits import Admission, KeyedBuckets
 from livespace.liveness import Liveness, timing
+from livespace.metrics import Metrics
 from livespace.outage import is_outage
 from livespace.presence import Presence, open_presence
 from livespace.service import Service
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 #: compared with the store's: bounds how late an event lost by the broker, and followed
 #: by no other, reaches this node's clients. One indexed read per local room.
 HEAD_CHECK_S = 1.5
+#: How often the gauges and per-connection counters reach the metrics (and every scrape).
+METRICS_SAMPLE_S = 5.0
 
 
 class Node:
@@ -39,8 +42,11 @@ class Node:
         self.broker = broker
         self.presence = presence
         self.hub = Hub(store, broker)
-        self.service = Service(store, self.hub)
-        self.liveness = Liveness(presence, self.hub, settings.presence_ttl_s)
+        self.metrics = Metrics.get()
+        self.hub.on_delivered = self.metrics.event_delivered
+        self.service = Service(store, self.hub, self.metrics)
+        self.liveness = Liveness(presence, self.hub, settings.presence_ttl_s,
+                                 self.metrics.reaped.inc)
         store.on_commit = self.publish_committed
         self.verifier = TokenVerifier(settings)
         self.user_limits = KeyedBuckets(settings.user_rate_limit)
@@ -66,6 +72,7 @@ class Node:
             node._every(settings.cleanup_interval_s, node.cleanup),
             node._every(node.liveness.beat_s, node.liveness.beat),
             node._every(node.liveness.reap_s, node.liveness.reap),
+            node._every(METRICS_SAMPLE_S, node.sample_metrics),
         ]
         if hasattr(broker, "on_reconnect"):
             broker.on_reconnect = node.on_broker_reconnect
@@ -142,6 +149,12 @@ class Node:
         _, counts = await cleanup(self.store, days)
         return counts
 
+    def connections(self) -> list[Connection]:
+        return [c for room in self.hub.rooms.values() for c in room.conns.values()]
+
+    async def sample_metrics(self) -> None:
+        self.metrics.sample(self.connections(), len(self.hub.rooms))
+
     # ---- broker reconnect ---------------------------------------------------------------
 
     def on_broker_reconnect(self) -> None:
@@ -177,3 +190,4 @@ class Node:
         self.store.on_commit = None  # what is still queued commits, unpublished
         await self.broker.close()
         await self.store.close()
+        self.metrics.process_exit()

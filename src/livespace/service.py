@@ -7,14 +7,20 @@ emit the same durable event and enforce the same roles.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import functools
+import time
+from typing import TYPE_CHECKING, Any
 
 from livespace.auth import Principal
 from livespace.codes import Error, Problem
 from livespace.commands import Mutation
 from livespace.hub import Hub
+from livespace.outage import is_outage
 from livespace.store import Actor, Committed, Member, Store, Workspace
 from livespace.validation import MAX_NAME, entity_id, invalid, text
+
+if TYPE_CHECKING:
+    from livespace.metrics import Metrics
 
 MANAGERS = ("owner", "admin")
 ASSIGNABLE = ("admin", "member", "viewer")
@@ -29,9 +35,10 @@ def actor_of(principal: Principal) -> Actor:
 
 
 class Service:
-    def __init__(self, store: Store, hub: Hub) -> None:
+    def __init__(self, store: Store, hub: Hub, metrics: Metrics | None = None) -> None:
         self.store = store
         self.hub = hub
+        self.metrics = metrics
 
     async def role(self, workspace_id: str, user_id: str) -> str:
         """The caller's role; forbidden for non-members and unknown workspaces alike."""
@@ -70,7 +77,22 @@ class Service:
         call order; forbidden for viewers (raised at once)."""
         if role == "viewer":
             raise forbidden("viewers may not change contacts or notes")
-        return self.store.submit(workspace_id, actor_of(principal), mutation, ref)
+        future = self.store.submit(workspace_id, actor_of(principal), mutation, ref)
+        if self.metrics is not None:
+            future.add_done_callback(functools.partial(self._answered, time.monotonic()))
+        return future
+
+    def _answered(self, started: float, future: asyncio.Future[Committed]) -> None:
+        assert self.metrics is not None
+        error = None if future.cancelled() else future.exception()
+        if error is None:
+            outcome = "cancelled" if future.cancelled() else "ack"
+        elif isinstance(error, Problem):
+            outcome = str(error.code)
+        else:
+            outcome = "unavailable" if is_outage(error) else "internal"
+        self.metrics.mutations.labels(outcome).inc()
+        self.metrics.commit.observe(time.monotonic() - started)
 
     # ---- workspaces and members ---------------------------------------------------------
 

@@ -76,6 +76,7 @@ class Session:
         node, conn = self.node, self.conn
         principal, ws = conn.principal, conn.workspace_id
         entry = entry_of(conn, node.settings.node_id)
+        node.metrics.opened.inc()
         node.liveness.hold(entry)  # before the join: see livespace.liveness
         joined = await node.presence.join(entry)
         online = await node.presence.online(ws)
@@ -116,8 +117,10 @@ class Session:
         """The replay, then live. It runs beside the socket's reading, so that pings,
         receipts and mutations are answered meanwhile and a client that goes away
         mid-replay is noticed (its close stops the writer, which ends the replay)."""
+        started = time.monotonic()
         try:
             await self._replay(plan.since, plan.to_seq)
+            self.node.metrics.replay.observe(time.monotonic() - started)
         except Exception:
             log.exception("replay failed on connection %s", self.conn.id)
             self.conn.close(Close.RESTARTING, "replay failed: reconnect with since")
@@ -158,6 +161,7 @@ class Session:
                 cursor = conn.last_seq = event.seq
                 conn.session.events_delivered += 1
                 conn.push(dumpb(event.frame()), durable=True)
+                self.node.metrics.replayed.inc()
 
     def _gone(self) -> bool:
         return self.conn.close_code is not None or self.conn.closed.is_set()
@@ -365,5 +369,6 @@ class Session:
         left = await node.presence.leave(conn.workspace_id, conn.id)
         if left is not None:
             await node.hub.announce(conn.workspace_id, "leave", left)
+        node.metrics.connection_closed(conn)
         conn.session.disconnected_at = now_iso()
         await node.save_session(conn)

@@ -49,6 +49,7 @@ class Server:
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / f"server-{self.port}.log"
+        self.args: list[str] = []  # more `livespace serve` options
 
     @property
     def http(self) -> str:
@@ -62,7 +63,8 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [LIVESPACE, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [LIVESPACE, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 *self.args],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout

@@ -25,6 +25,7 @@ import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import LIVESPACE, Server, ServerFactory, free_port
 from livespace.client import DURABLE, Client
@@ -439,6 +440,13 @@ async def test_draining_node_closes_1012_and_its_clients_lose_nothing(
 # ---- 7. serve --workers -------------------------------------------------------------------
 
 
+async def connections_metric(http: str) -> float:
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{http}/metrics")).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name == "livespace_connections")
+
+
 def _serve(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen([LIVESPACE, "serve", *args], env=env, stdout=out,
@@ -481,6 +489,12 @@ async def test_serve_with_workers_needs_redis_and_postgres_and_serves(
         assert (await tabs[0].request("contact_created", {"name": "Ada"}))["seq"] == 1
         for tab in tabs:
             assert seqs(await tab.events(1)) == [1]
+        # /metrics from any worker sums every worker's (prometheus-client multiprocess);
+        # gauges reach the shared files every few seconds
+        deadline = time.monotonic() + 15
+        while (found := await connections_metric(http)) != len(tabs):
+            assert time.monotonic() < deadline, f"livespace_connections {found}"
+            await asyncio.sleep(0.5)
     finally:
         proc.terminate()
         try:

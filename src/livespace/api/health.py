@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import Any
 
@@ -55,42 +54,8 @@ async def online_users(workspace_id: str, node: NodeDep, me: Caller) -> dict[str
     return {"workspace_id": workspace_id, "users": users, "count": len(users)}
 
 
-def _rss_bytes() -> int:
-    try:
-        with open(f"/proc/{os.getpid()}/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
-
-
 @router.get("/metrics", summary="Prometheus text format", response_class=PlainTextResponse)
-async def metrics(node: NodeDep) -> PlainTextResponse:
-    hub = node.hub
-    conns = [c for room in hub.rooms.values() for c in room.conns.values()]
-    lines = [
-        "# HELP livespace_connections Open WebSocket connections on this node.",
-        "# TYPE livespace_connections gauge",
-        f"livespace_connections {len(conns)}",
-        "# HELP livespace_direct_connections Connections written directly (not frame by frame).",
-        "# TYPE livespace_direct_connections gauge",
-        f"livespace_direct_connections {sum(1 for c in conns if c.raw is not None)}",
-        "# HELP livespace_workspaces Workspaces with a connection on this node.",
-        "# TYPE livespace_workspaces gauge",
-        f"livespace_workspaces {len(hub.rooms)}",
-        "# HELP livespace_messages_in_total Client frames received by open connections.",
-        "# TYPE livespace_messages_in_total counter",
-        f"livespace_messages_in_total {sum(c.session.messages_in for c in conns)}",
-        "# HELP livespace_messages_out_total Frames queued to open connections.",
-        "# TYPE livespace_messages_out_total counter",
-        f"livespace_messages_out_total {sum(c.session.messages_out for c in conns)}",
-        "# HELP livespace_outbox_bytes Bytes waiting in outboxes.",
-        "# TYPE livespace_outbox_bytes gauge",
-        f"livespace_outbox_bytes {sum(c.outbox.bytes for c in conns)}",
-        "# HELP livespace_frames_dropped_total Ephemeral frames dropped for slow clients.",
-        "# TYPE livespace_frames_dropped_total counter",
-        f"livespace_frames_dropped_total {sum(c.outbox.dropped for c in conns)}",
-        "# HELP process_resident_memory_bytes Resident memory size in bytes.",
-        "# TYPE process_resident_memory_bytes gauge",
-        f"process_resident_memory_bytes {_rss_bytes()}",
-    ]
-    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+async def metrics(node: NodeDep) -> Response:
+    await node.sample_metrics()
+    body, content_type = node.metrics.render()
+    return Response(body, media_type=content_type)
