@@ -13,7 +13,10 @@ class Close(IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001
-    TOO_BIG = 1009  # a frame over LIVESPACE_MAX_FRAME
+    UNSUPPORTED = 1003  # a text frame on a note document socket (binary only)
+    MALFORMED = 1007  # a malformed y-websocket message on a note document socket
+    TOO_BIG = 1009  # a frame over LIVESPACE_MAX_FRAME (notes: also a full document)
+    INTERNAL = 1011  # the server could not store a note update: reconnect
     RESTARTING = 1012  # server draining: reconnect elsewhere with since
     UNAUTHORIZED = 4001  # no, invalid or expired token at connect
     FORBIDDEN = 4003  # not a member, unknown workspace, or membership revoked
@@ -23,7 +26,8 @@ class Close(IntEnum):
 
 
 #: Close codes after which a client should reconnect (with ``since``).
-RECONNECT = frozenset({Close.GOING_AWAY, Close.RESTARTING, Close.TOO_SLOW, Close.TOKEN_EXPIRED})
+RECONNECT = frozenset({Close.GOING_AWAY, Close.INTERNAL, Close.RESTARTING, Close.TOO_SLOW,
+                       Close.TOKEN_EXPIRED})
 
 
 class Error(StrEnum):

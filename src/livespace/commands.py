@@ -48,5 +48,14 @@ class AddNote:
     body: str
 
 
+@dataclass(frozen=True, slots=True)
+class UpdateNote:
+    """A collaborative note's body caught up with its document (``note_updated``): made
+    by the server (:mod:`livespace.notes`), never sent by clients."""
+
+    id: str
+    body: str
+
+
 #: A change to a workspace's contacts and notes: it takes the next ``seq``.
-Mutation = CreateContact | UpdateContact | DeleteContact | AddNote
+Mutation = CreateContact | UpdateContact | DeleteContact | AddNote | UpdateNote

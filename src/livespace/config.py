@@ -79,6 +79,9 @@ class Settings:
     session_flush_s: float = 5.0
     log_format: str = "line"  # or "json": one JSON object per line
     presence_ttl_s: float = 10.0  # a dead node's users leave presence within this
+    note_max_bytes: int = 1024 * 1024  # stored bytes of one note's document
+    note_awareness_rate: float = 20.0  # awareness messages per second per note socket
+    note_compact_updates: int = 500  # a note's updates folded into its snapshot past this
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     @classmethod
@@ -116,6 +119,9 @@ class Settings:
             session_flush_s=_float(env, "LIVESPACE_SESSION_FLUSH_S", 5.0, 0.1),
             presence_ttl_s=_float(env, "LIVESPACE_PRESENCE_TTL_S", 10.0, 1.0),
             log_format=(env.get("LIVESPACE_LOG_FORMAT") or "line").lower(),
+            note_max_bytes=_int(env, "LIVESPACE_NOTE_MAX_BYTES", 1024 * 1024, 4096),
+            note_awareness_rate=_float(env, "LIVESPACE_NOTE_AWARENESS_RATE", 20.0, 1.0),
+            note_compact_updates=_int(env, "LIVESPACE_NOTE_COMPACT_UPDATES", 500, 2),
             node_id=env.get("LIVESPACE_NODE_ID") or f"{socket.gethostname()}:{os.getpid()}",
         )
         settings.check()

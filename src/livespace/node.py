@@ -19,6 +19,8 @@ from livespace.hub import Hub
 from livespace.limits import Admission, KeyedBuckets
 from livespace.liveness import Liveness, timing
 from livespace.metrics import Metrics
+from livespace.notes.room import NoteLimits
+from livespace.notes.rooms import NoteRooms
 from livespace.outage import is_outage
 from livespace.presence import Presence, open_presence
 from livespace.service import Service
@@ -53,6 +55,12 @@ class Node:
         self.http_limits = KeyedBuckets(settings.http_rate_limit)
         self.admission = Admission(settings.max_connections_per_user,
                                    settings.max_connections_per_workspace)
+        self.notes = NoteRooms(store, broker, NoteLimits(
+            max_update=settings.max_frame,
+            max_doc=settings.note_max_bytes,
+            awareness_rate=settings.note_awareness_rate,
+            compact_updates=settings.note_compact_updates,
+        ), self.spawn)
         self.draining = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -180,6 +188,7 @@ class Node:
         """Drain: every socket closes with 1012 (reconnect elsewhere with since)."""
         self.draining = True
         await self.hub.close_all(Close.RESTARTING, "server restarting")
+        await self.notes.close()
         for task in self._loops:
             task.cancel()
         with contextlib.suppress(Exception):

@@ -19,6 +19,7 @@ import orjson
 from livespace.store.db import Queries
 from livespace.store.domain import Contact, Plan, RefKey, Request
 from livespace.store.model import Committed
+from livespace.store.notes import write_note_bodies
 from livespace.store.rows import CONTACT_SELECT, contact_of, json_text
 
 _T = TypeVar("_T")
@@ -239,6 +240,7 @@ async def write_plan(tx: Queries, workspace_id: str, plan: Plan, *, postgres: bo
                  for user_id, ref, seq, entity in plan.refs],
     }
     parts = tuple(part for part, rows in writes.items() if rows)
+    await write_note_bodies(tx, workspace_id, list(plan.note_bodies.values()))
     if postgres:
         columns = [column for part in parts for column in _columns(writes[part])]
         await tx.execute(_pg_writes_sql(parts), *columns, workspace_id, plan.head)

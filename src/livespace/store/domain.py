@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from livespace.codes import Error, Problem
@@ -21,11 +22,14 @@ from livespace.commands import (
     DeleteContact,
     Mutation,
     UpdateContact,
+    UpdateNote,
 )
 from livespace.store.model import Actor, Committed, Event
 
 #: (user id, ref): the key of an idempotent mutation.
 RefKey = tuple[str, str]
+#: A note's body follows its document at most this often (``note_updated``).
+NOTE_UPDATE_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,8 @@ class Plan:
     #: contacts created or changed, by id, in their final state
     contacts: dict[str, Contact] = field(default_factory=dict)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    #: notes whose body changed (``note_updated``), by id, in their final state
+    note_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: (user id, ref, seq, entity) of each idempotent mutation applied
     refs: list[tuple[str, str, int, dict[str, Any]]] = field(default_factory=list)
 
@@ -85,6 +91,11 @@ def referenced_contacts(requests: Sequence[Request]) -> list[str]:
     return list(ids)
 
 
+def referenced_notes(requests: Sequence[Request]) -> list[str]:
+    """The ids of the notes a batch changes, each once."""
+    return list({r.mutation.id: None for r in requests if isinstance(r.mutation, UpdateNote)})
+
+
 def plan(
     workspace_id: str,
     head: int,
@@ -93,8 +104,11 @@ def plan(
     known_refs: dict[RefKey, Committed],
     now: str,
     new_id: Callable[[], str],
+    notes: dict[str, dict[str, Any]] | None = None,
 ) -> Plan:
     """Apply ``requests`` in order after seq ``head``.
+
+    ``notes`` holds the notes that ``UpdateNote`` requests change (missing: not_found).
 
     ``contacts`` holds the live contacts the batch references (a missing id is
     not_found); ``known_refs`` the first outcome of the refs already applied. A request
@@ -105,19 +119,27 @@ def plan(
     out = Plan(head)
     seen = dict(known_refs)
     state = dict(contacts)
+    note_state = dict(notes or {})
     for request in requests:
         actor, mutation, ref = request.actor, request.mutation, request.ref
         if ref is not None and (actor.id, ref) in seen:
             out.results.append(seen[(actor.id, ref)])
             continue
         try:
-            event_type, entity, data, changed = change(
-                workspace_id, actor, mutation, state, now, new_id
-            )
+            if isinstance(mutation, UpdateNote):
+                body = update_note(note_state, mutation, now)
+                note_state[mutation.id] = out.note_bodies[mutation.id] = body
+                event_type, entity, data, changed = "note_updated", body, body, None
+            else:
+                event_type, entity, data, changed = change(
+                    workspace_id, actor, mutation, state, now, new_id
+                )
         except Problem as problem:
             out.results.append(problem)
             continue
-        if isinstance(changed, Contact):
+        if changed is None:
+            pass  # a note's body: in note_bodies already
+        elif isinstance(changed, Contact):
             state[changed.entity["id"]] = out.contacts[changed.entity["id"]] = changed
         else:
             out.notes.append(changed)
@@ -158,6 +180,8 @@ def change(
             _live(contacts, mutation.contact_id)
             note = add_note(workspace_id, actor, mutation, now, new_id())
             return "note_added", note, note, note
+        case UpdateNote():
+            raise TypeError("UpdateNote is planned by update_note")
 
 
 def _live(contacts: dict[str, Contact], contact_id: str) -> Contact:
@@ -246,4 +270,27 @@ def add_note(workspace_id: str, actor: Actor, m: AddNote, now: str, note_id: str
         "body": m.body,
         "author": {"id": actor.id, "name": actor.name},
         "created_at": now,
+        "version": 1,
+        "updated_at": now,
     }
+
+
+def update_note(notes: dict[str, dict[str, Any]], m: UpdateNote, now: str) -> dict[str, Any]:
+    """The note with its document's body and the next version.
+
+    conflict (``details.reason`` "unchanged") when the body is already that;
+    rate_limited with ``retry_after`` when its last ``note_updated`` is less than
+    :data:`NOTE_UPDATE_INTERVAL_S` old (whichever node asks: at most one
+    ``note_updated`` per second per note).
+    """
+    note = notes.get(m.id)
+    if note is None:
+        raise not_found("note", m.id)
+    if note["body"] == m.body:
+        raise Problem(Error.CONFLICT, "note body unchanged", details={"reason": "unchanged"})
+    since = (datetime.fromisoformat(now) - datetime.fromisoformat(note["updated_at"]))
+    wait = NOTE_UPDATE_INTERVAL_S - since.total_seconds()
+    if wait > 0 and note["version"] > 1:  # the last note_updated (note_added is not one)
+        raise Problem(Error.RATE_LIMITED, "note updated less than a second ago",
+                      retry_after=round(wait, 3))
+    return {**note, "body": m.body, "version": note["version"] + 1, "updated_at": now}

@@ -22,9 +22,10 @@ from livespace.codes import Problem
 from livespace.commands import REF_LIFETIME, Mutation
 from livespace.store.batch import known_refs, live_contacts, new_id, write_plan
 from livespace.store.db import Db
-from livespace.store.domain import Plan, Request, not_found, referenced_contacts
+from livespace.store.domain import Plan, Request, not_found, referenced_contacts, referenced_notes
 from livespace.store.domain import plan as domain_plan
 from livespace.store.model import Actor, Committed, Event
+from livespace.store.notes import notes_by_id
 from livespace.store.rows import event_of
 from livespace.times import iso_ago, normalised, now_iso
 
@@ -156,8 +157,9 @@ class EventLog:
             known = await known_refs(tx, workspace_id, requests, since, postgres=self._postgres)
             contacts = await live_contacts(tx, workspace_id, referenced_contacts(requests),
                                            postgres=self._postgres)
+            notes = await notes_by_id(tx, workspace_id, referenced_notes(requests))
             plan = domain_plan(workspace_id, int(head), requests, contacts, known, now_iso(),
-                               new_id)
+                               new_id, notes)
             if plan.events:
                 await write_plan(tx, workspace_id, plan, postgres=self._postgres)
         return plan

@@ -88,6 +88,18 @@ class Committed:
     event: Event | None
 
 
+@dataclass(frozen=True, slots=True)
+class NoteDoc:
+    """A note and its stored shared document (docs/collaboration.md): the snapshot
+    (None before the first compaction) and the updates appended since, ``(id, bytes)``
+    in id order."""
+
+    note: dict[str, Any]
+    snapshot: bytes | None
+    snapshot_version: int
+    updates: list[tuple[int, bytes]]
+
+
 @dataclass(slots=True)
 class SessionRow:
     """One connection's analytics record."""
@@ -180,6 +192,27 @@ class Store(Protocol):
         self, workspace_id: str, *, after: str | None, limit: int, include_deleted: bool = False
     ) -> list[dict[str, Any]]: ...
     async def notes(self, workspace_id: str, contact_id: str) -> list[dict[str, Any]]: ...
+
+    # collaborative notes' documents (store/notes.py; the body changes through apply)
+    async def note(self, workspace_id: str, note_id: str) -> dict[str, Any] | None: ...
+    async def note_doc(self, workspace_id: str, note_id: str) -> NoteDoc | None:
+        """The note and its document; None when ``workspace_id`` has no such note. Every
+        update appended before the call is in the snapshot or in the updates."""
+    async def note_snapshot(self, workspace_id: str, note_id: str) -> tuple[bytes | None, int]:
+        """The snapshot and its version (``(None, 0)`` before the first compaction)."""
+    async def append_note_updates(
+        self, workspace_id: str, note_id: str, updates: list[bytes]
+    ) -> list[int]:
+        """Append in order, atomically; the ids (increasing) of the rows made."""
+    async def compact_note(
+        self, workspace_id: str, note_id: str, snapshot: bytes, covered: list[int],
+        base_version: int,
+    ) -> bool:
+        """Atomically: the snapshot of version ``base_version`` (0: none) becomes
+        ``snapshot`` (version + 1) and the updates ``covered`` go. False, with nothing
+        changed, when the stored snapshot is no longer of ``base_version``."""
+    async def note_storage(self, workspace_id: str, note_id: str) -> dict[str, int]:
+        """``{"updates", "update_bytes", "snapshot_bytes"}`` kept for the note."""
 
     # the log
     async def head_seq(self, workspace_id: str) -> int: ...

@@ -42,7 +42,13 @@ def contact_of(row: Row) -> dict[str, Any]:
     return out
 
 
+NOTE_SELECT = """SELECT workspace_id, id, contact_id, body, author_id, author_name, created_at,
+    version, updated_at FROM notes"""
+
+
 def note_of(row: Row) -> dict[str, Any]:
+    """A note row as clients see it (``version`` 1 and ``updated_at`` = ``created_at``
+    until its document first changes its body: docs/collaboration.md)."""
     return {
         "id": row["id"],
         "workspace_id": row["workspace_id"],
@@ -50,6 +56,8 @@ def note_of(row: Row) -> dict[str, Any]:
         "body": row["body"],
         "author": {"id": row["author_id"], "name": row["author_name"]},
         "created_at": row["created_at"],
+        "version": int(row["version"]),
+        "updated_at": row["updated_at"] or row["created_at"],
     }
 
 

@@ -10,7 +10,7 @@ from livespace.commands import ROLES
 from livespace.store.db import Db
 from livespace.store.domain import not_found
 from livespace.store.model import Member, Workspace
-from livespace.store.rows import CONTACT_SELECT, contact_of, note_of
+from livespace.store.rows import CONTACT_SELECT, NOTE_SELECT, contact_of, note_of
 from livespace.times import now_iso
 
 
@@ -132,8 +132,7 @@ class Workspaces:
 
     async def notes(self, workspace_id: str, contact_id: str) -> list[dict[str, Any]]:
         rows = await self.db.fetchall(
-            "SELECT workspace_id, id, contact_id, body, author_id, author_name, created_at"
-            " FROM notes WHERE workspace_id = $1 AND contact_id = $2 ORDER BY created_at, id",
+            NOTE_SELECT + " WHERE workspace_id = $1 AND contact_id = $2 ORDER BY created_at, id",
             workspace_id, contact_id,
         )
         return [note_of(r) for r in rows]
