@@ -1,29 +1,48 @@
-# livespace: make run | make test | make install | make lint
+# livespace: make run | make test | make test-fast | make install | make lint | make lock
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-fast lint lock bench clean
 
 install: $(STAMP) js-deps
 
-$(STAMP): pyproject.toml
+# The versions tested last: requirements.lock (constraints; `make lock` writes it again).
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
+
+lock: $(STAMP)
+	$(BIN)/python tools/lock.py
 
 run: install
 	$(BIN)/livespace migrate
 	$(BIN)/livespace serve
 
+# Both tiers, coverage measured (servers started by the tests too), the floor in
+# pyproject.toml ([tool.coverage.report] fail_under) enforced.
 test: install
-	$(BIN)/python -m pytest -q
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m pytest -q --cov --cov-report=
+	@echo "coverage: $$($(BIN)/python -m coverage report --format=total)% (floor in pyproject.toml)"
+
+# The fast tier: no process started (unit, contract suites, the app in-process).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(MAKE) --no-print-directory lint-types
+
+# mypy strict everywhere; tests/conftest.py apart (its module name is that of
+# tests/integration/conftest.py)
+.PHONY: lint-types
+lint-types:
 	$(BIN)/mypy
+	$(BIN)/mypy tests/conftest.py
 
 # The benchmark (not part of `make test`, not in the wheel: the bench/ folder of this
 # checkout): docs/performance.md. ARGS=... passes options,

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from livespace import __version__
 from livespace.api import analytics, contacts, health, notes, socket, workspaces
 from livespace.api.deps import install_error_handlers
 from livespace.config import ConfigError, Settings
@@ -29,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="livespace",
-        version="0.1.0",
+        version=__version__,
         description="Real-time collaboration server for shared contact workspaces. "
         "WebSocket endpoint: GET /ws/workspace/{workspace_id} (see docs/protocol.md).",
         lifespan=lifespan,

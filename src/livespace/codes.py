@@ -5,6 +5,7 @@ Close codes end a connection; error codes answer one frame and never close anyth
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
 
@@ -25,9 +26,54 @@ class Close(IntEnum):
     TOKEN_EXPIRED = 4010  # token expired while connected and was not refreshed
 
 
-#: Close codes after which a client should reconnect (with ``since``).
-RECONNECT = frozenset({Close.GOING_AWAY, Close.INTERNAL, Close.RESTARTING, Close.TOO_SLOW,
-                       Close.TOKEN_EXPIRED})
+@dataclass(frozen=True, slots=True)
+class CloseCode:
+    """What a close code means to a client, and whether it should reconnect.
+
+    ``reconnect``: connect again (with backoff and jitter, resuming with ``since``) and it
+    can work; False: the same connect fails the same way until something else changes
+    (the token, the membership, the client's code). ``before``: what to do first.
+    """
+
+    code: int
+    meaning: str
+    reconnect: bool
+    before: str = ""
+
+
+#: Every close code livespace sends, by code (the SDKs mirror this table).
+CLOSE_CODES: dict[int, CloseCode] = {c.code: c for c in (
+    CloseCode(Close.NORMAL, "closed on purpose (the client's close, or a replaced socket)",
+              reconnect=False),
+    CloseCode(Close.GOING_AWAY, "the server is shutting down", reconnect=True),
+    CloseCode(Close.UNSUPPORTED, "a text frame on a note document socket (binary only)",
+              reconnect=False),
+    CloseCode(Close.MALFORMED, "a malformed y-websocket message on a note document socket",
+              reconnect=False),
+    CloseCode(Close.TOO_BIG, "a frame over the size limit (notes: a full document)",
+              reconnect=True, before="drop the frame that was too big"),
+    CloseCode(Close.INTERNAL, "the server could not store a note update", reconnect=True),
+    CloseCode(Close.RESTARTING, "the server is restarting, draining or cannot reach its store",
+              reconnect=True, before="reconnect elsewhere if there are several nodes"),
+    CloseCode(Close.UNAUTHORIZED, "no, invalid or expired token at connect", reconnect=False,
+              before="a client that can get a new token may try once with it"),
+    CloseCode(Close.FORBIDDEN, "not a member, unknown workspace, or membership revoked",
+              reconnect=False),
+    CloseCode(Close.POLICY, "rate limit abused or too many connections", reconnect=True,
+              before="back off (seconds, not milliseconds)"),
+    CloseCode(Close.TOO_SLOW, "the client fell too far behind", reconnect=True),
+    CloseCode(Close.TOKEN_EXPIRED, "the token expired while connected and was not refreshed",
+              reconnect=True, before="get a new token"),
+)}
+
+
+def should_reconnect(code: int) -> bool:
+    """Whether a client should reconnect after ``code``. Codes livespace does not send:
+    1006 (no close frame: the network) and the other 1xxx codes yes, 4xxx no."""
+    known = CLOSE_CODES.get(code)
+    if known is not None:
+        return known.reconnect
+    return code < 4000
 
 
 class Error(StrEnum):

@@ -42,7 +42,7 @@ class LivespaceWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol, reachable from the app for direct writes."""
 
     async def run_asgi(self) -> None:
-        self.scope["extensions"][RAW_EXTENSION] = self  # type: ignore[index,assignment]
+        self.scope["extensions"][RAW_EXTENSION] = self  # type: ignore[assignment]
         await super().run_asgi()
 
     async def send(self, message: Any) -> None:

@@ -191,6 +191,16 @@ class ServerFactory:
             _pg_drop(url)
 
 
+#: Fixtures that start a server process: a test using one is in the slow tier.
+PROCESS_FIXTURES = frozenset({"servers", "server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -84,7 +84,7 @@ async def add_admin(server: Server, ws: str, owner: str, user: str) -> None:
         assert r.status_code == 200, r.text
 
 
-async def test_sessions_show_live_counters_then_how_they_ended(server: Server):
+async def test_sessions_show_live_counters_then_how_they_ended(server: Server) -> None:
     ws = await server.workspace("olga", "mia", "max")
     mia = Tally(await server.connect(ws, "mia"))
     assert (await mia.request("ping"))["type"] == "pong"
@@ -150,7 +150,7 @@ async def test_sessions_show_live_counters_then_how_they_ended(server: Server):
     assert rows[0]["close_code"] in (1005, 1006)  # no close frame (uvicorn reports 1005)
 
 
-async def test_stats_match_the_traffic_and_members_see_their_own(server: Server):
+async def test_stats_match_the_traffic_and_members_see_their_own(server: Server) -> None:
     ws = await server.workspace("olga", "mia", "max")
     await add_admin(server, ws, "olga", "adam")
     mia = Tally(await server.connect(ws, "mia"))

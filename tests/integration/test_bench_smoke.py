@@ -18,7 +18,7 @@ import pytest
 
 from livespace.cli import main as livespace
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # starts processes itself
 
 COMMON = ["--generator", "python", "--no-pin"]
 

@@ -20,7 +20,7 @@ import pytest
 from livespace.protocol import validate
 from livespace.store import Actor, open_store
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # starts processes itself
 
 _SCRIPT = shutil.which("livespace", path=str(Path(sys.executable).parent))
 

@@ -33,7 +33,7 @@ from livespace.commands import CreateContact
 from livespace.store import Actor, open_store
 from services import REDIS_TEST_URL
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # starts processes itself
 
 PRESENCE_TTL_S = 2.0
 #: Upper bound on a lost event's delay: the node's head check (1.5 s) + gap wait + slack.

@@ -29,7 +29,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from conftest import Server
+from conftest import Server, ServerFactory
 from livespace.client import DURABLE, Client
 
 pytestmark = pytest.mark.integration
@@ -261,7 +261,9 @@ async def closer_codes(server: Server, ws: str, user: str, rng: random.Random) -
     return codes
 
 
-async def test_fuzzing_the_live_server_leaves_it_serving_and_its_data_intact(servers):
+async def test_fuzzing_the_live_server_leaves_it_serving_and_its_data_intact(
+    servers: ServerFactory
+) -> None:
     server: Server = servers(LIVESPACE_RATE_LIMIT="100000", LIVESPACE_USER_RATE_LIMIT="100000",
                              LIVESPACE_HTTP_RATE_LIMIT="100000")
     tag = uuid.uuid4().hex[:6]

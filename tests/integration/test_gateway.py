@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jwt
 import pytest
 import websockets
 
-from conftest import Server
+from conftest import Server, ServerFactory
 from livespace.client import Client, Refused
 
 pytestmark = pytest.mark.integration
 
 
-async def test_contact_change_reaches_every_member_in_seq_order(server: Server, clients):
+
+def answering(ref: str) -> Callable[[dict[str, Any]], bool]:
+    """A ``Client.next`` filter: the reply to the frame sent with ``ref``."""
+    return lambda frame: frame.get("ref") == ref
+
+async def test_contact_change_reaches_every_member_in_seq_order(
+    server: Server, clients: list[Client]
+) -> None:
     ws = await server.workspace("alice", "bob")
     alice = await server.connect(ws, "alice")
     bob = await server.connect(ws, "bob")
@@ -43,7 +52,7 @@ async def test_contact_change_reaches_every_member_in_seq_order(server: Server, 
     refs = [f"p{i}" for i in range(20)]
     for i, ref in enumerate(refs):
         await alice.send("note_added", {"contact_id": contact["id"], "body": f"note {i}"}, ref)
-    acks = [await alice.next(where=lambda f, r=ref: f.get("ref") == r) for ref in refs]
+    acks = [await alice.next(where=answering(ref)) for ref in refs]
     assert [a["seq"] for a in acks] == list(range(2, 22))
     seen = [e["seq"] for e in await bob.events(20)]
     assert seen == list(range(2, 22))
@@ -54,7 +63,9 @@ async def test_contact_change_reaches_every_member_in_seq_order(server: Server, 
     assert left["event"] == "leave" and left["user"]["id"] == "bob"
 
 
-async def test_multi_tab_presence_joins_once_and_leaves_on_last_tab(server: Server, clients):
+async def test_multi_tab_presence_joins_once_and_leaves_on_last_tab(
+    server: Server, clients: list[Client]
+) -> None:
     ws = await server.workspace("alice", "bob")
     alice = await server.connect(ws, "alice")
     tab1 = await server.connect(ws, "bob")
@@ -78,7 +89,7 @@ async def test_multi_tab_presence_joins_once_and_leaves_on_last_tab(server: Serv
     assert left["event"] == "leave" and left["user"]["id"] == "bob"
 
 
-async def test_token_sources_and_subprotocol(server: Server, clients):
+async def test_token_sources_and_subprotocol(server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice")
     token = server.token("alice")
     for via in ("header", "subprotocol", "query"):
@@ -91,7 +102,7 @@ async def test_token_sources_and_subprotocol(server: Server, clients):
 
 @pytest.mark.parametrize("case", ["none", "garbage", "wrong_key", "expired", "alg_none",
                                   "no_user", "no_exp"])
-async def test_bad_tokens_close_4001_before_any_data(server: Server, case: str):
+async def test_bad_tokens_close_4001_before_any_data(server: Server, case: str) -> None:
     ws = await server.workspace("alice")
     now = int(time.time())
     tokens = {
@@ -99,7 +110,7 @@ async def test_bad_tokens_close_4001_before_any_data(server: Server, case: str):
         "garbage": "not.a.jwt",
         "wrong_key": server.token("alice", secret="y" * 48),
         "expired": server.token("alice", ttl=-10),
-        "alg_none": jwt.encode({"sub": "alice", "exp": now + 60}, None, algorithm="none"),
+        "alg_none": jwt.encode({"sub": "alice", "exp": now + 60}, "", algorithm="none"),
         "no_user": jwt.encode({"exp": now + 60}, server.secret, algorithm="HS256"),
         "no_exp": jwt.encode({"sub": "alice"}, server.secret, algorithm="HS256"),
     }
@@ -108,7 +119,7 @@ async def test_bad_tokens_close_4001_before_any_data(server: Server, case: str):
     assert refused.value.code == 4001
 
 
-async def test_non_members_and_unknown_workspaces_close_4003(server: Server):
+async def test_non_members_and_unknown_workspaces_close_4003(server: Server) -> None:
     ws = await server.workspace("alice")
     for workspace, user in ((ws, "mallory"), ("0" * 32, "alice"), ("bad/../id", "alice")):
         with pytest.raises((Refused, websockets.InvalidStatus)) as refused:
@@ -117,7 +128,9 @@ async def test_non_members_and_unknown_workspaces_close_4003(server: Server):
             assert refused.value.code == 4003
 
 
-async def test_errors_answer_the_frame_and_keep_the_connection(server: Server, clients):
+async def test_errors_answer_the_frame_and_keep_the_connection(
+    server: Server, clients: list[Client]
+) -> None:
     ws = await server.workspace("alice", "bob", viewers=("vera",))
     other = await server.workspace("eve")
     alice = await server.connect(ws, "alice")
@@ -166,14 +179,14 @@ async def test_errors_answer_the_frame_and_keep_the_connection(server: Server, c
                for f in eve.inbox)
 
 
-async def test_frame_over_max_closes_1009(server: Server):
+async def test_frame_over_max_closes_1009(server: Server) -> None:
     ws = await server.workspace("alice")
     alice = await server.connect(ws, "alice")
     await alice.send_raw('{"type":"ping","data":{"x":"' + "a" * (65 * 1024) + '"}}')
     assert await alice.closed() == 1009
 
 
-async def test_typing_goes_to_others_and_expires(server: Server, clients):
+async def test_typing_goes_to_others_and_expires(server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice", "bob")
     alice = await server.connect(ws, "alice")
     bob1 = await server.connect(ws, "bob")
@@ -192,7 +205,7 @@ async def test_typing_goes_to_others_and_expires(server: Server, clients):
     assert not [f for f in bob1.inbox if f["type"] == "typing"]
 
 
-async def test_broadcast_echo_and_payload_limit(server: Server, clients):
+async def test_broadcast_echo_and_payload_limit(server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice", "bob")
     alice = await server.connect(ws, "alice")
     bob = await server.connect(ws, "bob")
@@ -208,7 +221,7 @@ async def test_broadcast_echo_and_payload_limit(server: Server, clients):
     assert big["code"] == "validation_failed"
 
 
-async def test_rest_mutations_emit_the_socket_events(server: Server, clients):
+async def test_rest_mutations_emit_the_socket_events(server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice", "bob")
     bob = await server.connect(ws, "bob")
     clients.append(bob)
@@ -240,7 +253,7 @@ async def test_rest_mutations_emit_the_socket_events(server: Server, clients):
     assert [e["seq"] for e in events] == [1, 2, 3, 4]
 
 
-async def test_http_errors_and_roles(server: Server):
+async def test_http_errors_and_roles(server: Server) -> None:
     ws = await server.workspace("alice", "bob")
     async with server.api("mallory") as mallory, server.api("bob") as bob, \
             server.api("alice") as alice:
@@ -265,8 +278,9 @@ async def test_http_errors_and_roles(server: Server):
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
 
 
-async def test_removed_member_is_disconnected_4003_and_downgrade_applies(server: Server,
-                                                                        clients):
+async def test_removed_member_is_disconnected_4003_and_downgrade_applies(
+    server: Server, clients: list[Client]
+) -> None:
     ws = await server.workspace("alice", "bob", "carol")
     bob = await server.connect(ws, "bob")
     carol = await server.connect(ws, "carol")
@@ -283,7 +297,7 @@ async def test_removed_member_is_disconnected_4003_and_downgrade_applies(server:
     assert time.monotonic() - started < 1.0
 
 
-async def test_health_ready_metrics_openapi(server: Server, clients):
+async def test_health_ready_metrics_openapi(server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice")
     clients.append(await server.connect(ws, "alice"))
     async with server.api("alice") as api:
@@ -298,7 +312,7 @@ async def test_health_ready_metrics_openapi(server: Server, clients):
         assert "/api/workspaces/{workspace_id}/contacts" in spec["paths"]
 
 
-async def test_tokens_never_reach_the_log(server: Server, clients):
+async def test_tokens_never_reach_the_log(server: Server, clients: list[Client]) -> None:
     # a user of its own: alice's per-user HTTP budget is spent by the module's other tests
     ws = await server.workspace("tokenlog")
     token = server.token("tokenlog")
@@ -309,7 +323,7 @@ async def test_tokens_never_reach_the_log(server: Server, clients):
     assert "token=" not in server.logs() or "token=***" in server.logs()
 
 
-async def test_disallowed_origin_is_refused(servers, clients):
+async def test_disallowed_origin_is_refused(servers: ServerFactory, clients: list[Client]) -> None:
     server = servers(LIVESPACE_ALLOWED_ORIGINS="https://app.example.com")
     ws = await server.workspace("alice")
     with pytest.raises(websockets.InvalidStatus) as refused:

@@ -204,7 +204,9 @@ def nested(keys: str) -> dict[str, Any]:
     return value
 
 
-async def test_every_frame_type_is_validated_with_precise_details(server: Server, clients):
+async def test_every_frame_type_is_validated_with_precise_details(
+    server: Server, clients: list[Client]
+) -> None:
     owner, member = users(2)
     ws = await server.workspace(owner, member)
     alice = await server.connect(ws, owner)
@@ -262,7 +264,9 @@ async def test_every_frame_type_is_validated_with_precise_details(server: Server
     assert await all_events(server, owner, ws) == []
 
 
-async def test_frames_over_a_custom_max_frame_close_1009(servers: ServerFactory, clients):
+async def test_frames_over_a_custom_max_frame_close_1009(
+    servers: ServerFactory, clients: list[Client]
+) -> None:
     server = servers(LIVESPACE_MAX_FRAME="4096")
     owner, other = users(2)
     ws = await server.workspace(owner, other)
@@ -288,8 +292,9 @@ def strict(servers: ServerFactory) -> Server:
                    LIVESPACE_MAX_CONNECTIONS_PER_WORKSPACE="5")
 
 
-async def test_over_the_connection_rate_a_frame_is_refused_and_not_processed(strict: Server,
-                                                                             clients):
+async def test_over_the_connection_rate_a_frame_is_refused_and_not_processed(
+    strict: Server, clients: list[Client]
+) -> None:
     owner, = users(1)
     ws = await strict.workspace(owner)
     alice = await strict.connect(ws, owner)
@@ -314,7 +319,9 @@ async def test_over_the_connection_rate_a_frame_is_refused_and_not_processed(str
     assert (await alice.request("contact_created", {"name": "later"}))["type"] == "ack"
 
 
-async def test_sustained_abuse_closes_4008_and_spares_the_neighbours(strict: Server, clients):
+async def test_sustained_abuse_closes_4008_and_spares_the_neighbours(
+    strict: Server, clients: list[Client]
+) -> None:
     abuser, neighbour = users(2)
     ws = await strict.workspace(abuser, neighbour)
     mallory = await strict.connect(ws, abuser)
@@ -329,7 +336,9 @@ async def test_sustained_abuse_closes_4008_and_spares_the_neighbours(strict: Ser
     assert (await bob.request("ping"))["type"] == "pong"
 
 
-async def test_the_user_limit_spans_their_connections(strict: Server, clients):
+async def test_the_user_limit_spans_their_connections(
+    strict: Server, clients: list[Client]
+) -> None:
     owner, other = users(2)
     ws = await strict.workspace(owner, other)
     tabs = [await strict.connect(ws, owner) for _ in range(3)]
@@ -348,7 +357,9 @@ async def test_the_user_limit_spans_their_connections(strict: Server, clients):
         assert (await bob.request("ping"))["type"] == "pong"
 
 
-async def test_connection_caps_per_user_and_per_workspace(strict: Server, clients):
+async def test_connection_caps_per_user_and_per_workspace(
+    strict: Server, clients: list[Client]
+) -> None:
     owner, *members = users(6)
     ws = await strict.workspace(owner, *members)
     # 6 handshakes of one user at once against a cap of 3: exactly 3 get in
@@ -370,7 +381,9 @@ async def test_connection_caps_per_user_and_per_workspace(strict: Server, client
     clients.append(await strict.connect(ws, members[2]))
 
 
-async def test_a_busy_person_at_the_default_limits_is_never_refused(server: Server, clients):
+async def test_a_busy_person_at_the_default_limits_is_never_refused(
+    server: Server, clients: list[Client]
+) -> None:
     """Defaults (50 frames/s a connection, 100 a user): two tabs, each moving a cursor at
     40 broadcasts/s for 2 s and saving a contact twice a second, are never refused."""
     owner, other = users(2)
@@ -379,7 +392,7 @@ async def test_a_busy_person_at_the_default_limits_is_never_refused(server: Serv
     clients.extend(tabs)
 
     async def busy(tab: Client, t: int) -> list[str]:
-        refs = []
+        refs: list[str] = []
         for i in range(80):
             await tab.send("broadcast", {"event": "cursor", "payload": {"x": i}}, f"b{t}-{i}")
             refs.append(f"b{t}-{i}")
@@ -390,10 +403,10 @@ async def test_a_busy_person_at_the_default_limits_is_never_refused(server: Serv
         got = await replies(tab, refs)
         return [f["code"] for f in got.values() if f["type"] == "error"]
 
-    assert await asyncio.gather(busy(tabs[0], 0), busy(tabs[1], 1)) == [[], []]
+    assert list(await asyncio.gather(busy(tabs[0], 0), busy(tabs[1], 1))) == [[], []]
 
 
-async def test_http_routes_answer_429_with_retry_after(servers: ServerFactory):
+async def test_http_routes_answer_429_with_retry_after(servers: ServerFactory) -> None:
     server = servers(LIVESPACE_HTTP_RATE_LIMIT="3")
     owner, other = users(2)
     ws = await server.workspace(owner)  # 1 request of the 3
@@ -414,18 +427,18 @@ async def test_http_routes_answer_429_with_retry_after(servers: ServerFactory):
         assert (await api.get(f"/api/workspaces/{ws}/contacts")).status_code == 200
     # a WebSocket handshake is an HTTP request too: a reconnect storm is refused with 4008
     await asyncio.sleep(1.0)
-    codes = []
+    codes: list[int] = []
     for _ in range(5):
         try:
             client = await server.connect(ws, owner)
             codes.append(0)
             await client.close()
         except Refused as refused:
-            codes.append(refused.code)
+            codes.append(refused.code or 0)
     assert codes[:3] == [0, 0, 0] and 4008 in codes[3:]
 
 
-async def test_rest_is_bearer_only_so_cookies_carry_no_authority(server: Server):
+async def test_rest_is_bearer_only_so_cookies_carry_no_authority(server: Server) -> None:
     owner, = users(1)
     token = server.token(owner)
     async with httpx.AsyncClient(base_url=server.http, cookies={"token": token,
@@ -437,7 +450,7 @@ async def test_rest_is_bearer_only_so_cookies_carry_no_authority(server: Server)
 # ---- 3. token lifetime -----------------------------------------------------------------------
 
 
-async def test_a_token_expiring_while_connected_closes_4010(server: Server):
+async def test_a_token_expiring_while_connected_closes_4010(server: Server) -> None:
     owner, = users(1)
     ws = await server.workspace(owner)
     started = time.time()
@@ -447,7 +460,9 @@ async def test_a_token_expiring_while_connected_closes_4010(server: Server):
     assert exp - 0.1 <= time.time() <= exp + 1.5  # at exp, not before (no leeway set)
 
 
-async def test_refresh_keeps_the_connection_past_the_old_exp(server: Server, clients):
+async def test_refresh_keeps_the_connection_past_the_old_exp(
+    server: Server, clients: list[Client]
+) -> None:
     owner, other = users(2)
     ws = await server.workspace(owner, other)
     client = await server.connect(ws, owner, ttl=2)
@@ -468,7 +483,7 @@ async def test_refresh_keeps_the_connection_past_the_old_exp(server: Server, cli
     assert (await client.request("ping"))["type"] == "pong"  # 1.5 s past the old exp
 
 
-async def test_refused_refreshes_do_not_extend_the_connection(server: Server):
+async def test_refused_refreshes_do_not_extend_the_connection(server: Server) -> None:
     owner, other = users(2)
     ws = await server.workspace(owner, other)
     client = await server.connect(ws, owner, ttl=2)
@@ -480,8 +495,9 @@ async def test_refused_refreshes_do_not_extend_the_connection(server: Server):
 # ---- 4. live revocation (single node) ---------------------------------------------------------
 
 
-async def test_deleting_a_workspace_closes_its_sockets_4003_within_a_second(server: Server,
-                                                                           clients):
+async def test_deleting_a_workspace_closes_its_sockets_4003_within_a_second(
+    server: Server, clients: list[Client]
+) -> None:
     owner, member, outsider = users(3)
     ws = await server.workspace(owner, member)
     other_ws = await server.workspace(outsider)
@@ -513,7 +529,9 @@ def roomy(servers: ServerFactory) -> Server:
                    **UNLIMITED)
 
 
-async def test_ephemeral_flood_to_a_client_that_never_reads(roomy: Server, flooders):
+async def test_ephemeral_flood_to_a_client_that_never_reads(
+    roomy: Server, flooders: list[Flooder]
+) -> None:
     """150 MB of broadcasts to a client that reads nothing: server memory stays within
     40 MiB of where it started; the broadcasts are dropped, the client is not closed and
     gets the durable event sent after the flood."""
@@ -587,7 +605,7 @@ class NotePoster:
         await self.api.aclose()
 
 
-async def test_durable_flood_closes_4009_then_resume_loses_nothing(roomy: Server):
+async def test_durable_flood_closes_4009_then_resume_loses_nothing(roomy: Server) -> None:
     """A client that stops reading while ~4 KB events pour in is closed with 4009 once
     256 KiB are pending behind the kernel's buffers; the close frame comes after what was
     pending; reconnecting with since=<last seq it processed> brings every event once."""
@@ -638,7 +656,7 @@ async def test_durable_flood_closes_4009_then_resume_loses_nothing(roomy: Server
     assert [f for f in frames if f["type"] in DURABLE] == stored[:last]
 
 
-async def test_a_peer_that_never_reads_is_cut_after_the_close_grace(servers: ServerFactory):
+async def test_a_peer_that_never_reads_is_cut_after_the_close_grace(servers: ServerFactory) -> None:
     """After 4009 the close waits behind the pending data at most LIVESPACE_CLOSE_GRACE_S
     (1 s here): then the outbox is dropped and the TCP connection aborted, so a peer that
     never reads again holds neither memory nor a socket."""

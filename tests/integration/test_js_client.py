@@ -18,7 +18,7 @@ import pytest
 JS = Path(__file__).resolve().parents[2] / "clients" / "js"
 LIVESPACE = str(Path(sys.executable).parent / "livespace")
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # starts processes itself
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -20,7 +20,8 @@ import pytest
 from bench.chaos.nemesis import FAULTS
 from bench.chaos.run import Options, run
 
-pytestmark = [pytest.mark.integration, pytest.mark.nemesis, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.nemesis,
+              pytest.mark.timeout(240)]
 
 BOUND_S = 3.0  # LIVESPACE_PRESENCE_TTL_S for this run: a pause of ~5 s is past it
 

@@ -29,7 +29,9 @@ def fast_server(servers: ServerFactory) -> Server:
     return servers(LIVESPACE_RATE_LIMIT="100000", LIVESPACE_USER_RATE_LIMIT="100000")
 
 
-async def test_replies_keep_frame_order_around_mutations(server: Server, clients):
+async def test_replies_keep_frame_order_around_mutations(
+    server: Server, clients: list[Client]
+) -> None:
     ws = await server.workspace("alice", viewers=("victor",))
     alice = await server.connect(ws, "alice")
     clients.append(alice)
@@ -76,7 +78,9 @@ async def test_replies_keep_frame_order_around_mutations(server: Server, clients
     assert [(r["ref"], r.get("code")) for r in replies] == [("v1", "forbidden"), ("v2", None)]
 
 
-async def test_hundreds_in_flight_are_acked_in_send_order(fast_server: Server, clients):
+async def test_hundreds_in_flight_are_acked_in_send_order(
+    fast_server: Server, clients: list[Client]
+) -> None:
     ws = await fast_server.workspace("alice", "bob")
     alice = await fast_server.connect(ws, "alice")
     bob = await fast_server.connect(ws, "bob")

@@ -6,6 +6,9 @@ import asyncio
 
 import pytest
 
+from conftest import ServerFactory
+from livespace.client import Client
+
 pytestmark = pytest.mark.integration
 
 ROOM = 100  # hub.PRESENCE_COALESCE_AT
@@ -17,7 +20,9 @@ def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)  # presence does not touch the store's engine
 
 
-async def test_joins_in_a_large_room_arrive_as_few_diff_frames(servers, clients):
+async def test_joins_in_a_large_room_arrive_as_few_diff_frames(
+    servers: ServerFactory, clients: list[Client]
+) -> None:
     server = servers(LIVESPACE_HTTP_RATE_LIMIT="1000")
     users = [f"u{i}" for i in range(ROOM + NEWCOMERS)]
     ws = await server.workspace("owner", *users)

@@ -110,7 +110,7 @@ def cleanup(server: Server, days: int) -> dict[str, Any]:
 
 
 async def test_offline_member_resumes_exactly_what_it_missed_across_a_restart(
-        server: Server, clients: list[Client]):
+        server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice", "bob")
     bob = await server.connect(ws, "bob")
     alice = await server.connect(ws, "alice", batch=True)
@@ -217,7 +217,7 @@ async def resume_repeatedly(server: Server, ws: str, user: str, start: int, roun
 
 
 async def test_resume_while_others_write_has_no_gap_and_no_duplicate(
-        servers: ServerFactory, clients: list[Client]):
+        servers: ServerFactory, clients: list[Client]) -> None:
     # events of ~1.6 KiB and the smallest outbox: a replay of a few hundred fills the
     # socket and waits for the reader (backpressure) while the writers go on
     server = servers(LIVESPACE_SEND_QUEUE_BYTES="65536", **FAST)
@@ -260,7 +260,7 @@ async def test_resume_while_others_write_has_no_gap_and_no_duplicate(
 
 
 async def test_a_retried_ref_is_applied_once_also_across_a_restart(
-        server: Server, clients: list[Client]):
+        server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice", "bob")
     alice = await server.connect(ws, "alice")
     bob = await server.connect(ws, "bob")
@@ -336,7 +336,7 @@ async def test_a_retried_ref_is_applied_once_also_across_a_restart(
 
 
 async def test_since_beyond_retention_or_head_requires_resync(
-        server: Server, clients: list[Client]):
+        server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice", "bob")
     alice = await server.connect(ws, "alice")
     clients.append(alice)
@@ -397,7 +397,7 @@ async def test_since_beyond_retention_or_head_requires_resync(
 
 
 async def test_serve_deletes_what_retention_and_the_ref_ttl_let_go(
-        server: Server, clients: list[Client]):
+        server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice", "bob")
     alice = await server.connect(ws, "alice")
     clients.append(alice)
@@ -436,7 +436,7 @@ async def test_serve_deletes_what_retention_and_the_ref_ttl_let_go(
     assert again["seq"] == 4 and again["data"]["id"] != acks[0]["data"]["id"]
 
 
-async def test_unusable_since_values_require_resync(server: Server):
+async def test_unusable_since_values_require_resync(server: Server) -> None:
     ws = await server.workspace("alice")
     headers = {"Authorization": f"Bearer {server.token('alice')}"}
     for raw in ("abc", "1.5", "-3"):
@@ -451,7 +451,7 @@ async def test_unusable_since_values_require_resync(server: Server):
 
 
 async def test_acks_advance_the_users_delivery_cursor_monotonically(
-        server: Server, clients: list[Client]):
+        server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice", "bob")
     other = await server.workspace("bob")
     alice = await server.connect(ws, "alice", batch=True)
@@ -493,7 +493,7 @@ BODY = "x" * 600  # about 1 KiB per event: the log is ~20 MiB, the outbox at mos
 
 
 async def test_a_long_log_is_replayed_in_order_through_a_small_outbox(
-        server: Server, servers: ServerFactory, clients: list[Client]):
+        server: Server, servers: ServerFactory, clients: list[Client]) -> None:
     ws = await server.workspace("alice", "bob")
     writers = [await server.connect(ws, "alice", batch=True) for _ in range(4)]
     clients += writers

@@ -12,7 +12,7 @@ import pytest
 
 from livespace.codes import Error, Problem
 from livespace.commands import AddNote, CreateContact, DeleteContact, Mutation, UpdateContact
-from livespace.store import Actor, Committed, Event, open_store
+from livespace.store import Actor, Committed, Event, batch, open_store
 from livespace.store import log as event_log
 from livespace.store.sql import SqlStore
 
@@ -107,13 +107,13 @@ async def test_an_unexpected_error_fails_the_whole_batch_and_leaves_nothing(
     store: SqlStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws = (await store.create_workspace("w", "alice")).id
-    write_plan = event_log.write_plan
+    write_plan = batch.write_plan
 
     async def broken(tx: Any, workspace_id: str, plan: Any, *, postgres: bool) -> None:
         await write_plan(tx, workspace_id, plan, postgres=postgres)  # all written, then it breaks
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(event_log, "write_plan", broken)
+    monkeypatch.setattr(event_log, "write_plan", broken)  # as the log calls it
     futures = [store.submit(ws, ALICE, CreateContact(f"c{i}"), f"r{i}") for i in range(3)]
     outcomes = await _outcomes(futures)
     assert all(isinstance(o, RuntimeError) for o in outcomes)

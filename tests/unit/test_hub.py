@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -19,7 +20,7 @@ class Sink:
     """A transport that keeps what is sent (the ASGI path)."""
 
     def __init__(self) -> None:
-        self.frames: list[dict] = []
+        self.frames: list[dict[str, Any]] = []
 
     async def send(self, text: str) -> None:
         self.frames.append(orjson.loads(text))
@@ -28,11 +29,11 @@ class Sink:
         self.frames.append({"closed": code})
 
 
-def user(uid: str, status: str = "online") -> dict:
+def user(uid: str, status: str = "online") -> dict[str, Any]:
     return {"id": uid, "status": status}
 
 
-def test_presence_diff_keeps_each_users_final_state():
+def test_presence_diff_keeps_each_users_final_state() -> None:
     diff = presence_diff([("join", user("a")), ("join", user("b")), ("update", user("a", "busy")),
                           ("leave", user("b")), ("update", user("c", "away")),
                           ("leave", user("d"))])
@@ -42,7 +43,7 @@ def test_presence_diff_keeps_each_users_final_state():
     assert diff["updates"] == [user("c", "away")]
 
 
-async def test_room_delivers_in_seq_order_and_fills_gaps_from_the_store(tmp_path: Path):
+async def test_room_delivers_in_seq_order_and_fills_gaps_from_the_store(tmp_path: Path) -> None:
     store = await open_store(f"sqlite:///{tmp_path}/t.db")
     await store.migrate()
     ws = (await store.create_workspace("w", "alice")).id

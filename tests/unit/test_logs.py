@@ -11,7 +11,7 @@ def record(msg: str, level: int = logging.INFO) -> logging.LogRecord:
     return logging.LogRecord("uvicorn.error", level, __file__, 1, msg, (), None)
 
 
-def test_socket_chatter_is_dropped_and_the_rest_kept():
+def test_socket_chatter_is_dropped_and_the_rest_kept() -> None:
     quiet = SocketChatter()
     assert not quiet.filter(record("connection open"))
     assert not quiet.filter(record("connection closed"))

@@ -45,8 +45,10 @@ def refused(type_: str, data: Any, field: str, code: Error = Error.VALIDATION_FA
     item = frame(type_, data)
     assert isinstance(item, p.FrameError), item
     assert item.code is code and item.ref == "r1"
-    assert item.details == {"field": field, "reason": item.details["reason"]}
-    return str(item.details["reason"])
+    details = item.details
+    assert isinstance(details, dict)
+    assert details == {"field": field, "reason": details["reason"]}
+    return str(details["reason"])
 
 
 # ---- every frame type, valid ------------------------------------------------------------
@@ -306,7 +308,7 @@ def check(items: list[p.Frame | p.FrameError]) -> None:
 def storable(body: p.Body) -> bool:
     """Every value in a valid body can be encoded as JSON and stored (no NUL, no surrogate,
     no out-of-range number)."""
-    values = [getattr(body, name) for name in body.__slots__]  # type: ignore[union-attr]
+    values = [getattr(body, name) for name in body.__slots__]
     text = orjson.dumps(values).decode()
     if not isinstance(body, p.Broadcast):
         assert "\\u0000" not in text
