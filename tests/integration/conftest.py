@@ -195,9 +195,19 @@ class ServerFactory:
 PROCESS_FIXTURES = frozenset({"servers", "server"})
 
 
+def starts_processes(item: pytest.Item) -> bool:
+    """A test is slow if it uses a server fixture, or its module holds the server harness
+    or ``subprocess`` (it starts processes itself)."""
+    if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    held = vars(module).values() if module is not None else ()
+    return any(value is Server or value is subprocess for value in held)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if starts_processes(item):
             item.add_marker(pytest.mark.slow)
 
 

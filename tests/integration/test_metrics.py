@@ -7,6 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Server
+from livespace.client import Client
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +23,9 @@ async def scrape(server: Server) -> dict[str, float]:
     return out
 
 
-async def test_counters_only_go_up_and_latencies_are_histograms(server: Server, clients):
+async def test_counters_only_go_up_and_latencies_are_histograms(
+    server: Server, clients: list[Client]
+) -> None:
     ws = await server.workspace("alice", "bob")
     before = await scrape(server)
     alice = await server.connect(ws, "alice")

@@ -16,8 +16,9 @@ import pytest
 from bench.chaos.services import Postgres
 
 from conftest import Server
+from livespace.client import Client
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # starts processes itself
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ async def ready_status(server: Server) -> int:
 
 
 async def test_store_outage_is_unavailable_and_the_retry_applies_once(
-        private_pg: Postgres, tmp_path: Path, clients: list) -> None:
+        private_pg: Postgres, tmp_path: Path, clients: list[Client]) -> None:
     server = Server(tmp_path / "srv", private_pg.url, JWT_SECRET=secrets.token_urlsafe(48),
                     LIVESPACE_HTTP_RATE_LIMIT="1000").start()
     server.secret = server.env["JWT_SECRET"]
