@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +20,7 @@ from livespace.notes.ywire import AwarenessEntry, Malformed
 
 
 def test_decodes_what_pycrdt_encodes() -> None:
-    doc: Doc = Doc()
+    doc: Doc[Any] = Doc()
     doc.get("body", type=Text).insert(0, "héllo")
     step1 = ywire.decode(create_sync_message(doc))
     assert step1 == ywire.SyncStep1(doc.get_state())
