@@ -166,6 +166,20 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return _run(go())
 
 
+def cmd_epoch_renew(args: argparse.Namespace) -> int:
+    """After restoring a backup (or any rewrite of the log behind the servers' back):
+    clients holding the old epoch are told ``resync_required`` on their next resume."""
+    async def go() -> int:
+        async with _migrated_store(Settings.from_env()) as store:
+            if args.workspace is not None:
+                await _existing(store, args.workspace)
+            renewed = await store.renew_epoch(args.workspace)
+        _print_json({"workspaces_renewed": renewed})
+        return 0
+
+    return _run(go())
+
+
 def cmd_bench(argv: Sequence[str]) -> int:
     """Run the benchmark, a development tool in the source checkout's ``bench/`` folder.
 
@@ -264,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retention-days", type=_days, default=None,
                    help="default: LIVESPACE_RETENTION_DAYS (30)")
     p.set_defaults(func=cmd_cleanup)
+
+    p = sub.add_parser("epoch", help="log epochs (run `epoch renew` after restoring a backup)")
+    ep = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    e = ep.add_parser("renew", help="new epochs: resuming clients reload their snapshot")
+    e.add_argument("--workspace", help="only this workspace (default: every one)")
+    e.set_defaults(func=cmd_epoch_renew)
 
     # parsed by bench/ itself (see main); listed here for --help
     sub.add_parser("bench", help="load generator and scenarios (livespace bench --help)",

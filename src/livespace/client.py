@@ -53,6 +53,8 @@ class Client:
         token: str | None,
         *,
         since: int | None = None,
+        epoch: str | None = None,
+        compact: bool = False,
         batch: bool = False,
         via: str = "header",
         origin: str | None = None,
@@ -66,6 +68,10 @@ class Client:
         subprotocols = None
         if since is not None:
             query["since"] = str(since)
+        if epoch is not None:
+            query["epoch"] = epoch
+        if compact:
+            query["compact"] = "1"
         if batch:
             query["batch"] = "1"
         if token is not None:

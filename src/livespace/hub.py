@@ -65,6 +65,7 @@ class Room:
         self.next_seq = 1
         self.early: dict[int, bytes] = {}
         self.store_head = 0  # the highest seq the store was seen to hold
+        self.epoch = ""  # the log's epoch when the room opened
         self.subscription: Subscription | None = None
         self.presence_batch: list[tuple[str, dict[str, Any]]] = []
         self.ready = asyncio.Event()
@@ -75,8 +76,10 @@ class Room:
         self.subscription = await self.hub.broker.subscribe(
             envelope.channel(self.workspace_id), self.on_message
         )
-        head = await self.hub.store.head_seq(self.workspace_id)
-        self.next_seq = max(self.next_seq, head + 1)
+        position = await self.hub.store.position(self.workspace_id)
+        if position is not None:
+            self.epoch = position.epoch
+            self.next_seq = max(self.next_seq, position.head + 1)
         self._drain_early()
         self.ready.set()
 

@@ -36,15 +36,18 @@ class Resync:
     oldest_seq: int
 
 
-def resume(since: int, *, delivered: int, head: int, oldest: int) -> Replay | Resync:
+def resume(since: int, *, delivered: int, head: int, oldest: int,
+           epoch: str | None = None, current: str = "") -> Replay | Resync:
     """The plan for ``since``, given the room's ``delivered`` head, the store's ``head``
-    and ``oldest`` kept seq (``head + 1`` when the store keeps none).
+    and ``oldest`` kept seq (``head + 1`` when the store keeps none), and the client's
+    ``epoch`` (None: it gave none, the ``current`` one is assumed).
 
-    ``since`` above the store's head (a reset database, a client bug) or negative, or
+    An ``epoch`` other than the ``current`` one (a restored, reset or re-created log),
+    ``since`` above the store's head (the same, or a client bug) or negative, or
     older than retention (some event after it is gone): :class:`Resync`. A ``since``
     between the room's head and the store's is served by live delivery alone (the
     events up to ``since`` that are still on their way are ignored as duplicates).
     """
-    if since < 0 or since > head or since < oldest - 1:
+    if (epoch is not None and epoch != current) or since < 0 or since > head or since < oldest - 1:
         return Resync(oldest)
     return Replay(since, max(delivered, since))

@@ -66,8 +66,9 @@ class Session:
 
     # ---- open ---------------------------------------------------------------------------
 
-    async def open(self, since: int | None) -> None:
+    async def open(self, since: int | None, epoch: str | None = None) -> None:
         """Welcome, then the replay from the store (if ``since``), then live events.
+        ``epoch`` (with ``since``) is the log incarnation ``since`` belongs to.
 
         Nothing awaits between joining the room and queueing ``welcome``, so no frame can
         precede it, and none between it and going live when there is nothing to replay.
@@ -80,13 +81,13 @@ class Session:
         node.liveness.hold(entry)  # before the join: see livespace.liveness
         joined = await node.presence.join(entry)
         online = await node.presence.online(ws)
-        bounds = None if since is None else (await node.store.oldest_seq(ws),
-                                             await node.store.head_seq(ws))
+        position = None if since is None else await node.store.position(ws)
         self.room = room = await node.hub.attach(conn)
         head = room.head
         plan: Replay | Resync | None = None
-        if since is not None and bounds is not None:
-            plan = resume(since, delivered=head, oldest=bounds[0], head=bounds[1])
+        if since is not None and position is not None:
+            plan = resume(since, delivered=head, oldest=position.oldest, head=position.head,
+                          epoch=epoch, current=position.epoch)
         welcome: dict[str, Any] = {
             "type": "welcome",
             "session_id": conn.id,
@@ -94,6 +95,7 @@ class Session:
             "user": {"id": principal.user_id, "email": principal.email,
                      "name": principal.name, "role": conn.role},
             "seq": plan.to_seq if isinstance(plan, Replay) else head,
+            "epoch": room.epoch if position is None else position.epoch,
             "presence": online,
             "heartbeat_s": node.settings.heartbeat_s,
         }

@@ -44,3 +44,11 @@ def test_older_than_retention_requires_resync() -> None:
     assert resume(3, delivered=10, head=10, oldest=5) == Resync(5)
     assert resume(0, delivered=10, head=10, oldest=2) == Resync(2)
     assert resume(0, delivered=10, head=10, oldest=1) == Replay(0, 10)
+
+
+def test_another_epoch_requires_resync_whatever_since():
+    for since in (0, 5, 10):
+        assert resume(since, delivered=10, head=10, oldest=1, epoch="old",
+                      current="new") == Resync(1)
+    assert resume(5, delivered=10, head=10, oldest=1, epoch="new", current="new") == Replay(5, 10)
+    assert resume(5, delivered=10, head=10, oldest=1, current="new") == Replay(5, 10)

@@ -11,6 +11,7 @@ from livespace import validation as v
 from livespace.api.deps import Caller, JsonBody, NodeDep
 from livespace.codes import Error, Problem
 from livespace.commands import AddNote, CreateContact, DeleteContact, UpdateContact
+from livespace.resume import Resync, resume
 from livespace.store import Committed
 
 router = APIRouter(prefix="/api/workspaces/{workspace_id}", tags=["contacts"])
@@ -43,10 +44,16 @@ async def list_contacts(
     workspace_id: str, node: NodeDep, me: Caller, after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100, include_deleted: bool = False,
 ) -> dict[str, Any]:
+    """One consistent read: the page reflects every event up to `seq` and none after, so
+    connecting with `since=seq&epoch=epoch` next misses nothing and repeats nothing."""
     await node.service.role(workspace_id, me.user_id)
-    rows = await node.store.contacts(workspace_id, after=after, limit=limit,
-                                     include_deleted=include_deleted)
-    return {"contacts": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
+    listing = await node.store.contact_list(workspace_id, after=after, limit=limit,
+                                            include_deleted=include_deleted)
+    if listing is None:
+        raise Problem(Error.FORBIDDEN, "not a member of this workspace")
+    rows = listing.items
+    return {"contacts": rows, "next": rows[-1]["id"] if len(rows) == limit else None,
+            "seq": listing.seq, "epoch": listing.epoch}
 
 
 @router.post("/contacts", status_code=201, summary="Create a contact (emits contact_created)")
@@ -99,11 +106,13 @@ async def delete_contact(workspace_id: str, contact_id: str, node: NodeDep, me: 
 @router.get("/contacts/{contact_id}/notes", summary="A contact's notes, oldest first")
 async def list_notes(workspace_id: str, contact_id: str, node: NodeDep,
                      me: Caller) -> dict[str, Any]:
+    """One consistent read, like the contact list: with `seq` and `epoch`."""
     await node.service.role(workspace_id, me.user_id)
     v.entity_id(contact_id)
-    if await node.store.get_contact(workspace_id, contact_id) is None:
+    listing = await node.store.note_list(workspace_id, contact_id)
+    if listing is None:
         raise _not_found(contact_id)
-    return {"notes": await node.store.notes(workspace_id, contact_id)}
+    return {"notes": listing.items, "seq": listing.seq, "epoch": listing.epoch}
 
 
 @router.post("/contacts/{contact_id}/notes", status_code=201,
@@ -120,15 +129,22 @@ async def events(
     workspace_id: str, node: NodeDep, me: Caller,
     since: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    epoch: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
+    """`since` older than retention or above the head, or an `epoch` that is no longer
+    the log's: 410 `resync_required`."""
     await node.service.role(workspace_id, me.user_id)
-    oldest = await node.store.oldest_seq(workspace_id)
-    head = await node.store.head_seq(workspace_id)
-    if since < oldest - 1 or since > head:
+    position = await node.store.position(workspace_id)
+    if position is None:
+        raise Problem(Error.FORBIDDEN, "not a member of this workspace")
+    oldest, head = position.oldest, position.head
+    if isinstance(resume(since, delivered=head, head=head, oldest=oldest, epoch=epoch,
+                         current=position.epoch), Resync):
         raise Problem(Error.RESYNC_REQUIRED, "since is outside the kept log: resync",
-                      details={"oldest_seq": oldest, "head_seq": head})
+                      details={"oldest_seq": oldest, "head_seq": head,
+                               "epoch": position.epoch})
     rows = await node.store.events_after(workspace_id, since, limit)
     has_more = bool(rows) and rows[-1].seq < head
     cursor = await node.store.cursor(workspace_id, me.user_id)
     return {"events": [e.frame() for e in rows], "head_seq": head, "has_more": has_more,
-            "oldest_seq": oldest, "cursor": cursor}
+            "oldest_seq": oldest, "cursor": cursor, "epoch": position.epoch}

@@ -133,7 +133,8 @@ async def _serve(websocket: WebSocket, node: Node, principal: Principal, workspa
     try:
         # the session row is written by the periodic flush (within LIVESPACE_SESSION_FLUSH_S)
         # and on close: not on the handshake's path
-        await session.open(_since(websocket.query_params.get("since")))
+        query = websocket.query_params
+        await session.open(_since(query.get("since")), query.get("epoch") or None)
         await _recheck_membership(node, conn)
         while True:
             message = await websocket.receive()

@@ -46,6 +46,10 @@ class Db(Queries, Protocol):
 
     #: ``"sqlite"`` or ``"postgres"``: the folder of its migrations.
     dialect: str
+    #: What the engine tells of the database's own identity (on PostgreSQL: cluster,
+    #: database and WAL timeline), part of every workspace's epoch; "" when it tells
+    #: nothing (SQLite: a copied file is the same file).
+    identity: str
 
     def transaction(self) -> AbstractAsyncContextManager[Queries]:
         """Commit on normal exit, roll back when the block raises.
@@ -53,5 +57,9 @@ class Db(Queries, Protocol):
         Writers are serialised at least per workspace by the first statement of
         :meth:`SqlStore.apply` (the workspace row lock), on SQLite globally.
         """
+
+    def snapshot(self) -> AbstractAsyncContextManager[Queries]:
+        """A read-only transaction whose statements all see one snapshot of the
+        database (a list and the head it reflects)."""
 
     async def close(self) -> None: ...

@@ -76,6 +76,27 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Position:
+    """Where a workspace's log stands, read at one instant: the ``epoch`` that names this
+    incarnation of the log, the ``head`` seq and the ``oldest`` seq still kept
+    (``head + 1`` when none is)."""
+
+    epoch: str
+    head: int
+    oldest: int
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Rows read in one snapshot with the log position they reflect: every event up to
+    ``seq`` and none after (DESIGN.md section 4, snapshot then live)."""
+
+    items: list[dict[str, Any]]
+    seq: int
+    epoch: str
+
+
+@dataclass(frozen=True, slots=True)
 class Committed:
     """The outcome of :meth:`Store.apply`.
 
@@ -192,6 +213,14 @@ class Store(Protocol):
         self, workspace_id: str, *, after: str | None, limit: int, include_deleted: bool = False
     ) -> list[dict[str, Any]]: ...
     async def notes(self, workspace_id: str, contact_id: str) -> list[dict[str, Any]]: ...
+    async def contact_list(
+        self, workspace_id: str, *, after: str | None, limit: int, include_deleted: bool = False
+    ) -> Listing | None:
+        """:meth:`contacts` and the log position, in one consistent read (None: no such
+        workspace)."""
+    async def note_list(self, workspace_id: str, contact_id: str) -> Listing | None:
+        """:meth:`notes` and the log position, in one consistent read (None: no such live
+        contact)."""
 
     # collaborative notes' documents (store/notes.py; the body changes through apply)
     async def note(self, workspace_id: str, note_id: str) -> dict[str, Any] | None: ...
@@ -215,6 +244,12 @@ class Store(Protocol):
         """``{"updates", "update_bytes", "snapshot_bytes"}`` kept for the note."""
 
     # the log
+    async def position(self, workspace_id: str) -> Position | None:
+        """Epoch, head and oldest kept seq in one read; None for an unknown or deleted
+        workspace."""
+    async def renew_epoch(self, workspace_id: str | None = None) -> int:
+        """Give one workspace (every one, with None) a new random epoch, so that clients
+        holding the old one resync; returns how many changed."""
     async def head_seq(self, workspace_id: str) -> int: ...
     async def oldest_seq(self, workspace_id: str) -> int: ...
     async def events_after(self, workspace_id: str, since: int, limit: int) -> list[Event]: ...

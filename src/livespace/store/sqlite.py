@@ -1,8 +1,10 @@
 """The SQLite engine of :class:`~livespace.store.sql.SqlStore` (aiosqlite).
 
-Two connections to one file in WAL mode: a writer, used by one transaction at a time
+Three connections to one file in WAL mode: a writer, used by one transaction at a time
 (an ``asyncio.Lock`` in this process, ``BEGIN IMMEDIATE`` plus ``busy_timeout`` against
-other processes), and a query-only reader, so long replays never hold up a write.
+other processes), a query-only reader, so long replays never hold up a write, and a
+query-only one for :meth:`SqliteDb.snapshot` (a read transaction there would hold its
+snapshot for every other read sharing the connection), one snapshot at a time.
 ``$N`` placeholders become SQLite's ``?N``.
 """
 
@@ -85,11 +87,15 @@ class SqliteDb:
     """:class:`~livespace.store.db.Db` over one SQLite file."""
 
     dialect = "sqlite"
+    identity = ""  # a file restored from a copy cannot be told from the original
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection,
+                 snapshots: aiosqlite.Connection | None = None) -> None:
         self._writer = _Queries(writer)
         self._reader = _Queries(reader)
+        self._snapshots = None if snapshots is None else _Queries(snapshots)
         self._lock = asyncio.Lock()
+        self._snapshot_lock = asyncio.Lock()
 
     @classmethod
     async def connect(cls, path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> SqliteDb:
@@ -108,7 +114,13 @@ class SqliteDb:
         except BaseException:
             await writer.close()
             raise
-        return cls(writer, reader)
+        try:
+            snapshots = await _open(path, busy_timeout_ms, "PRAGMA query_only = ON")
+        except BaseException:
+            await reader.close()
+            await writer.close()
+            raise
+        return cls(writer, reader, snapshots)
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
         return await self._reader.fetchone(sql, *args)
@@ -147,7 +159,24 @@ class SqliteDb:
                     await _run(conn, "ROLLBACK")
                 raise
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Queries]:
+        if self._snapshots is None:  # :memory: has one connection: read under the writer's lock
+            async with self._lock:
+                yield self._writer
+            return
+        async with self._snapshot_lock:
+            conn = self._snapshots.conn
+            await _run(conn, "BEGIN")  # deferred: the first read takes the snapshot
+            try:
+                yield self._snapshots
+            finally:
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await _run(conn, "COMMIT")
+
     async def close(self) -> None:
+        if self._snapshots is not None:
+            await self._snapshots.conn.close()
         if self._reader.conn is not self._writer.conn:
             await self._reader.conn.close()
         await self._writer.conn.close()

@@ -10,6 +10,7 @@ from livespace.commands import ROLES
 from livespace.store.db import Db
 from livespace.store.domain import not_found
 from livespace.store.model import Member, Workspace
+from livespace.store.positions import new_epoch
 from livespace.store.rows import CONTACT_SELECT, NOTE_SELECT, contact_of, note_of
 from livespace.times import now_iso
 
@@ -25,8 +26,8 @@ class Workspaces:
         workspace_id, now = uuid.uuid4().hex, now_iso()
         async with self.db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)",
-                workspace_id, name, now,
+                "INSERT INTO workspaces (id, name, created_at, epoch) VALUES ($1, $2, $3, $4)",
+                workspace_id, name, now, new_epoch(),
             )
             await tx.execute(
                 "INSERT INTO members (workspace_id, user_id, role, added_at)"
