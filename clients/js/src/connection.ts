@@ -47,6 +47,7 @@ export class Connection {
   private watchdog: ReturnType<typeof setTimeout> | ReturnType<typeof setInterval> | undefined;
   private receiptSeq = 0;
   private receiptTimer: ReturnType<typeof setTimeout> | undefined;
+  private probeTimer: ReturnType<typeof setTimeout> | undefined;
   private ended = false;
 
   constructor(
@@ -85,6 +86,21 @@ export class Connection {
       this.lastPingAt = now;
       this.send({ type: "ping" });
     }
+  }
+
+  /**
+   * Is the connection still there? (a page woke up, the network changed): a `ping` now,
+   * and dead unless some frame arrives within `ms`.
+   */
+  probe(ms: number): void {
+    if (this.ended || !this.heartbeatMs) return;
+    const asked = Date.now();
+    this.lastPingAt = asked;
+    this.send({ type: "ping" });
+    clearTimeout(this.probeTimer);
+    this.probeTimer = setTimeout(() => {
+      if (this.lastFrameAt < asked) this.die(`no answer to a ping within ${ms} ms`);
+    }, ms);
   }
 
   send(frame: { type: string; ref?: string; data?: unknown }): boolean {
@@ -178,6 +194,7 @@ export class Connection {
     clearTimeout(this.watchdog as ReturnType<typeof setTimeout>);
     clearInterval(this.watchdog as ReturnType<typeof setInterval>);
     clearTimeout(this.receiptTimer);
+    clearTimeout(this.probeTimer);
     this.ws.onmessage = this.ws.onclose = this.ws.onerror = null;
     for (const waiter of this.pending.values()) waiter.reject(error);
     this.pending.clear();

@@ -22,6 +22,8 @@ import type {
 import { DURABLE_TYPES } from "./types.js";
 
 const DURABLE: ReadonlySet<string> = new Set(DURABLE_TYPES);
+/** A page that wakes up or a network that comes back: the socket must answer a ping within this. */
+const PROBE_MS = 3_000;
 
 export type Settings = { -readonly [K in keyof typeof DEFAULTS]: (typeof DEFAULTS)[K] extends boolean ? boolean : number } & {
   workspace: string;
@@ -79,11 +81,14 @@ export class Engine {
     const done = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
     if (phase === "idle") {
       this.detachBrowser = watchBrowser({
-        online: () => this.input({ type: "network", online: true }),
+        online: () => {
+          this.input({ type: "network", online: true });
+          this.conn?.probe(PROBE_MS); // a network change can leave a socket half-dead
+        },
         offline: () => this.input({ type: "network", online: false }),
         visible: () => {
           this.input({ type: "wake" });
-          this.conn?.check();
+          this.conn?.probe(PROBE_MS); // after a sleep, the socket may be gone unnoticed
         },
       });
       this.input({ type: "connect" });
