@@ -158,7 +158,9 @@ async def test_the_event_history_pages_and_refuses_a_since_outside_the_log(app: 
     ahead = await app.http.get(f"{API}/{ws}/events", params={"since": 9},
                                headers=app.as_("alice"))
     assert ahead.status_code == 410 and error_of(ahead) == "resync_required"
-    assert ahead.json()["error"]["details"] == {"oldest_seq": 1, "head_seq": 5}
+    details = ahead.json()["error"]["details"]
+    assert details == {"oldest_seq": 1, "head_seq": 5, "epoch": details["epoch"]}
+    assert details["epoch"]
     negative = await app.http.get(f"{API}/{ws}/events", params={"since": -1},
                                   headers=app.as_("alice"))
     assert negative.status_code == 422 and error_of(negative) == "validation_failed"
