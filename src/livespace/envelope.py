@@ -6,6 +6,8 @@ so that every node sends the same text to each of its connections:
 - ``E<seq>\\n<frame>``: a durable event of the workspace's log;
 - ``X<conn_id>\\n<frame>``: an ephemeral frame for every connection but ``conn_id``
   (empty: for all);
+- ``T<conn_id>\\n<user_id>\\n<frame>``: an ephemeral frame for the connections of
+  ``user_id`` only, but ``conn_id`` (user ids hold no control character);
 - ``C\\n<json>``: a control message for the hubs (membership and role changes).
 """
 
@@ -30,11 +32,20 @@ class Ephemeral:
 
 
 @dataclass(frozen=True, slots=True)
+class Direct:
+    """An ephemeral frame for one user's connections (``broadcast`` with ``to``)."""
+
+    user_id: str
+    exclude: str
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Control:
     body: dict[str, Any]
 
 
-Envelope = Durable | Ephemeral | Control
+Envelope = Durable | Ephemeral | Direct | Control
 
 
 def channel(workspace_id: str) -> str:
@@ -47,6 +58,10 @@ def durable(seq: int, frame: bytes) -> bytes:
 
 def ephemeral(frame: bytes, exclude: str = "") -> bytes:
     return b"X%s\n%s" % (exclude.encode(), frame)
+
+
+def direct(frame: bytes, user_id: str, exclude: str = "") -> bytes:
+    return b"T%s\n%s\n%s" % (exclude.encode(), user_id.encode(), frame)
 
 
 def control(body: dict[str, Any]) -> bytes:
@@ -64,6 +79,9 @@ def decode(message: bytes) -> Envelope | None:
             return Durable(int(rest), body)
         if kind == b"X":
             return Ephemeral(rest.decode(), body)
+        if kind == b"T":
+            user, sep, frame = body.partition(b"\n")
+            return Direct(user.decode(), rest.decode(), frame) if sep and user else None
         if kind == b"C":
             obj = orjson.loads(body)
             return Control(obj) if isinstance(obj, dict) else None

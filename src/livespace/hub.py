@@ -105,6 +105,11 @@ class Room:
             for conn in tuple(self.conns.values()):
                 if conn.id != item.exclude:
                     conn.push(item.frame, False, framed)
+        elif isinstance(item, envelope.Direct):
+            framed = text_frame(item.frame)
+            for conn in tuple(self.conns.values()):
+                if conn.user_id == item.user_id and conn.id != item.exclude:
+                    conn.push(item.frame, False, framed)
         elif isinstance(item, envelope.Control):
             self.hub.on_control(self, item.body)
 
@@ -243,6 +248,14 @@ class Hub:
     async def publish(self, workspace_id: str, frame: dict[str, Any], exclude: str = "") -> None:
         await self.broker.publish(
             envelope.channel(workspace_id), envelope.ephemeral(dumpb(frame), exclude)
+        )
+
+    async def direct(self, workspace_id: str, user_id: str, frame: dict[str, Any],
+                     exclude: str = "") -> None:
+        """``frame`` for ``user_id``'s connections of the workspace only, on every node
+        (none: nobody gets it, and that is not an error)."""
+        await self.broker.publish(
+            envelope.channel(workspace_id), envelope.direct(dumpb(frame), user_id, exclude)
         )
 
     async def announce(self, workspace_id: str, event: str, user: dict[str, Any],

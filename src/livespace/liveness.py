@@ -59,12 +59,13 @@ class Liveness:
         self.held.pop(conn_id, None)
 
     def note(self, conn_id: str, status: str | None, viewing: str | None,
-             viewing_given: bool) -> None:
+             viewing_given: bool, call: str | None = None) -> None:
         """A presence update, kept so that a :meth:`sync` restores it."""
         entry = self.held.get(conn_id)
         if entry is not None:
             if status is not None:
                 entry.status = status
+                entry.call = call
             if viewing_given:
                 entry.viewing = viewing
 

@@ -23,6 +23,7 @@ from livespace.commands import (
 )
 from livespace.times import now_iso
 from livespace.validation import (
+    MAX_ID,
     MAX_NOTE,
     MAX_TOKEN,
     as_object,
@@ -76,6 +77,8 @@ class PresenceUpdate:
     status: str | None
     viewing: str | None
     viewing_given: bool
+    #: the call the user is in (with ``status`` ``in_call``); any ``status`` sets it
+    call: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,8 @@ class Broadcast:
     event: str
     payload: dict[str, Any]
     echo: bool
+    #: a user id: only that member's connections receive it (call signalling)
+    to: str | None = None
 
 
 Body = Ping | Ack | Refresh | Mutation | Typing | PresenceUpdate | Broadcast
@@ -139,7 +144,7 @@ def _typing(data: dict[str, Any]) -> Typing:
 
 
 def _presence_update(data: dict[str, Any]) -> PresenceUpdate:
-    only(data, ("status", "viewing"))
+    only(data, ("status", "viewing", "call"))
     status = data.get("status")
     if status is not None and status not in STATUSES:
         raise invalid("status", "must be one of " + ", ".join(STATUSES))
@@ -148,17 +153,32 @@ def _presence_update(data: dict[str, Any]) -> PresenceUpdate:
         viewing = entity_id(viewing, "viewing")
     if status is None and "viewing" not in data:
         raise invalid("status", "give status and/or viewing")
-    return PresenceUpdate(status, viewing, "viewing" in data)
+    call = data.get("call")
+    if call is not None:
+        if status != "in_call":
+            raise invalid("call", "only with status in_call")
+        call = entity_id(call, "call")
+    return PresenceUpdate(status, viewing, "viewing" in data, call)
+
+
+def _user_id(value: Any, name: str) -> str:
+    """A user id as tokens carry them: 1-64 characters, no control characters."""
+    if (not isinstance(value, str) or not 1 <= len(value) <= MAX_ID
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in value)):
+        raise invalid(name, f"must be a user id of 1-{MAX_ID} characters, no control characters")
+    return value
 
 
 def _broadcast(data: dict[str, Any]) -> Broadcast:
-    only(data, ("event", "payload", "echo"))
+    only(data, ("event", "payload", "echo", "to"))
     event = text(required(data, "event"), "event", 1, MAX_EVENT_NAME)
     payload = as_object(data.get("payload", {}), "payload")
     check_json_value(payload, "payload")
     if len(orjson.dumps(payload)) > MAX_BROADCAST_PAYLOAD:
         raise invalid("payload", f"must be at most {MAX_BROADCAST_PAYLOAD} bytes")
-    return Broadcast(event, payload, boolean(data.get("echo", False), "echo"))
+    to = data.get("to")
+    return Broadcast(event, payload, boolean(data.get("echo", False), "echo"),
+                     None if to is None else _user_id(to, "to"))
 
 
 def _ping(data: dict[str, Any]) -> Ping:

@@ -245,9 +245,10 @@ class Session:
         elif isinstance(body, p.Typing):
             await self._typing(body.contact_id, body.is_typing)
         elif isinstance(body, p.PresenceUpdate):
-            node.liveness.note(conn.id, body.status, body.viewing, body.viewing_given)
+            node.liveness.note(conn.id, body.status, body.viewing, body.viewing_given,
+                               body.call)
             user = await node.presence.update(ws, conn.id, body.status, body.viewing,
-                                              body.viewing_given)
+                                              body.viewing_given, body.call)
             if user is not None:
                 await node.hub.announce(ws, "update", user, conn.id)
             if frame.ref is not None:
@@ -257,7 +258,10 @@ class Session:
                 raise unavailable("the broker")
             out = {"type": "broadcast", "event": body.event, "payload": body.payload,
                    "user_id": conn.user_id}
-            await node.hub.publish(ws, out, "" if body.echo else conn.id)
+            if body.to is None:
+                await node.hub.publish(ws, out, "" if body.echo else conn.id)
+            else:  # only to that member's connections, on every node
+                await node.hub.direct(ws, body.to, out, "" if body.echo else conn.id)
             if frame.ref is not None:
                 self._reply(p.ack_frame(frame.ref))
         elif isinstance(body, p.Ack):

@@ -240,6 +240,49 @@ async def test_presence_is_cluster_wide_and_multi_tab_across_nodes(
         await asyncio.sleep(0.1)
 
 
+async def test_direct_broadcasts_and_call_presence_across_nodes(
+        cluster: Cluster, clients: list[Client]) -> None:
+    """``broadcast`` with ``to`` reaches that member's tabs on every node and no one
+    else; ``presence_update`` ``in_call`` with ``call`` shows who is in which call."""
+    a, b = cluster.start(2)
+    ws = await a.workspace("alice", "bob", "carol")
+    alice = await a.connect(ws, "alice")
+    bob_b, bob_a = await b.connect(ws, "bob"), await a.connect(ws, "bob")
+    carol = await b.connect(ws, "carol")
+    clients += [alice, bob_a, bob_b, carol]
+
+    ack = await alice.request("presence_update", {"status": "in_call", "call": "call-1"})
+    assert ack["type"] == "ack"
+    for watcher in (bob_b, carol):
+        update = await watcher.next("presence", where=lambda f: f["user"]["id"] == "alice")
+        assert (update["event"], update["user"]["status"], update["user"]["call"]) == (
+            "update", "in_call", "call-1")
+    async with b.api("carol") as api:
+        users = {u["id"]: u for u in (await api.get(f"/ws/workspace/{ws}/users")).json()["users"]}
+    assert users["alice"]["call"] == "call-1" and users["carol"]["call"] is None
+
+    offer = {"event": "offer", "payload": {"sdp": "v=0"}, "to": "bob"}
+    assert (await alice.request("broadcast", offer))["type"] == "ack"
+    for tab in (bob_a, bob_b):
+        got = await tab.next("broadcast")
+        assert got == {"type": "broadcast", "event": "offer", "payload": {"sdp": "v=0"},
+                       "user_id": "alice"}
+    await no_more(carol, "broadcast")
+    await no_more(alice, "broadcast", timeout=0.1)
+    # a direct message to oneself reaches one's other tabs, never the sending one
+    assert (await bob_a.request("broadcast", {"event": "note-to-self", "to": "bob"}))[
+        "type"] == "ack"
+    assert (await bob_b.next("broadcast"))["event"] == "note-to-self"
+    await no_more(bob_a, "broadcast", timeout=0.3)
+    # nobody by that id, or offline: not an error, and no one gets it
+    assert (await alice.request("broadcast", {"event": "x", "to": "nobody"}))["type"] == "ack"
+    await no_more(carol, "broadcast", timeout=0.3)
+
+    await alice.request("presence_update", {"status": "online"})
+    update = await carol.next("presence", where=lambda f: f["user"]["id"] == "alice")
+    assert (update["user"]["status"], update["user"]["call"]) == ("online", None)
+
+
 # ---- 3. revocation on every node ----------------------------------------------------------
 
 

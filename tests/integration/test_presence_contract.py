@@ -49,7 +49,7 @@ async def test_join_announces_first_tab_only(make_presence: MakePresence) -> Non
     presence = await make_presence()
     user = await presence.join(entry("c1"))
     assert user == {"id": "u1", "email": "u1@example.com", "name": "U1", "role": "member",
-                    "status": "online", "viewing": None, "connections": 1}
+                    "status": "online", "viewing": None, "call": None, "connections": 1}
     assert await presence.join(entry("c2")) is None
     assert (await presence.join(entry("c3", user_id="u2"))) is not None
 

@@ -124,6 +124,8 @@ def test_envelopes_round_trip() -> None:
     control = envelope.decode(envelope.control({"kind": "member_removed", "user_id": "bob"}))
     assert control == envelope.Control({"kind": "member_removed", "user_id": "bob"})
     assert envelope.channel("w1") == "ws:w1"
+    direct = envelope.decode(envelope.direct(b'{"type":"broadcast"}', "bob@x y", "conn1"))
+    assert direct == envelope.Direct("bob@x y", "conn1", b'{"type":"broadcast"}')
 
 
 @settings(max_examples=500)
@@ -131,10 +133,10 @@ def test_envelopes_round_trip() -> None:
 def test_any_broker_message_decodes_to_an_envelope_or_none(message: bytes) -> None:
     item = envelope.decode(message)
     assert item is None or isinstance(item, envelope.Durable | envelope.Ephemeral
-                                      | envelope.Control)
+                                      | envelope.Direct | envelope.Control)
 
 
 def test_malformed_broker_messages_are_ignored() -> None:
     for message in (b"", b"E\n{}", b"Eabc\n{}", b"no newline", b"C\n[1]", b"C\n{oops",
-                    b"X\xff\xfe\n{}", b"Q1\n{}"):
+                    b"X\xff\xfe\n{}", b"Q1\n{}", b"T\n{}", b"Tc1\n\n{}"):
         assert envelope.decode(message) is None, message

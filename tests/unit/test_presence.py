@@ -34,7 +34,8 @@ def test_aggregate_takes_status_and_viewing_of_newest_tab() -> None:
 
 def test_user_dict_shape() -> None:
     assert entry("c1").user(2) == {"id": "u1", "email": None, "name": "u1", "role": "member",
-                                   "status": "online", "viewing": None, "connections": 2}
+                                   "status": "online", "viewing": None, "call": None,
+                                   "connections": 2}
 
 
 def test_entry_json_round_trip() -> None:

@@ -74,6 +74,11 @@ def test_valid_frames_of_every_type() -> None:
     assert ok("broadcast", {"event": "cursor", "payload": {"x": [1, 2]}, "echo": True}) == \
         p.Broadcast("cursor", {"x": [1, 2]}, True)
     assert ok("broadcast", {"event": "e"}) == p.Broadcast("e", {}, False)
+    assert ok("broadcast", {"event": "offer", "to": "bob@x.org"}) == \
+        p.Broadcast("offer", {}, False, "bob@x.org")
+    assert ok("presence_update", {"status": "in_call", "call": "c-1"}) == \
+        p.PresenceUpdate("in_call", None, False, "c-1")
+    assert ok("presence_update", {"status": "in_call"}) == p.PresenceUpdate("in_call", None, False)
 
 
 def test_limits_at_the_edge_are_accepted() -> None:
@@ -158,14 +163,20 @@ def test_limits_at_the_edge_are_accepted() -> None:
     ("presence_update", {"status": ["online"]}, "status"),
     ("presence_update", {"viewing": "x y"}, "viewing"),
     ("presence_update", {"status": "online", "mood": "ok"}, "data.mood"),
+    ("presence_update", {"status": "online", "call": "c1"}, "call"),
+    ("presence_update", {"status": "in_call", "call": "x y"}, "call"),
+    ("presence_update", {"status": "in_call", "call": "c" * 65}, "call"),
     ("broadcast", {}, "event"),
+    ("broadcast", {"event": "e", "to": ""}, "to"),
+    ("broadcast", {"event": "e", "to": "u" * 65}, "to"),
+    ("broadcast", {"event": "e", "to": "a\nb"}, "to"),
+    ("broadcast", {"event": "e", "to": 7}, "to"),
     ("broadcast", {"event": "e" * 65}, "event"),
     ("broadcast", {"event": "e", "payload": [1]}, "payload"),
     ("broadcast", {"event": "e", "payload": {"b": "x" * p.MAX_BROADCAST_PAYLOAD}}, "payload"),
     ("broadcast", {"event": "e", "echo": "yes"}, "echo"),
     ("broadcast", {"event": "e", "payload": {"x": 1e300}}, "payload.x"),
     ("broadcast", {"event": "e", "payload": {"x": [0, -2**60]}}, "payload.x[1]"),
-    ("broadcast", {"event": "e", "to": "bob"}, "data.to"),
     ("ping", {"x": 1}, "data.x"),
 ])
 def test_invalid_data_is_validation_failed_naming_the_field(type_: str, data: Any,

@@ -31,6 +31,7 @@ class Entry:
     status: str = "online"
     viewing: str | None = None
     node: str = ""
+    call: str | None = None  # with status in_call: the call's id
     updated: float = field(default_factory=time.time)
 
     def user(self, connections: int = 1) -> dict[str, Any]:
@@ -41,6 +42,7 @@ class Entry:
             "role": self.role,
             "status": self.status,
             "viewing": self.viewing,
+            "call": self.call,
             "connections": connections,
         }
 
@@ -49,7 +51,7 @@ class Entry:
             "conn_id": self.conn_id, "workspace_id": self.workspace_id,
             "user_id": self.user_id, "email": self.email, "name": self.name,
             "role": self.role, "status": self.status, "viewing": self.viewing,
-            "node": self.node, "updated": self.updated,
+            "call": self.call, "node": self.node, "updated": self.updated,
         }
 
     @classmethod
@@ -83,7 +85,8 @@ class Presence(Protocol):
     - :meth:`leave` returns the user's dict when it removed their last connection
       (announce ``leave``), else None; leaving an unknown connection returns None.
     - :meth:`update` returns the user's aggregated dict after the change, or None when
-      the connection is unknown or nothing changed.
+      the connection is unknown or nothing changed. A ``status`` also sets ``call`` (the
+      call's id with ``in_call``, else None); without ``status`` the call stays.
     - Liveness is per node, not per entry: :meth:`beat` (every ``ttl_s / 4`` or so)
       keeps all of this node's entries. When a node has not beaten for ``ttl_s``, the
       next :meth:`reap` on any node removes its entries and returns (workspace_id, user
@@ -101,7 +104,7 @@ class Presence(Protocol):
     async def leave(self, workspace_id: str, conn_id: str) -> dict[str, Any] | None: ...
     async def update(
         self, workspace_id: str, conn_id: str, status: str | None, viewing: str | None,
-        viewing_given: bool,
+        viewing_given: bool, call: str | None = None,
     ) -> dict[str, Any] | None: ...
     async def online(self, workspace_id: str) -> list[dict[str, Any]]: ...
     async def beat(self) -> bool: ...

@@ -37,7 +37,7 @@ class MemoryPresence:
 
     async def update(
         self, workspace_id: str, conn_id: str, status: str | None, viewing: str | None,
-        viewing_given: bool,
+        viewing_given: bool, call: str | None = None,
     ) -> dict[str, Any] | None:
         entry = self._entries.get(workspace_id, {}).get(conn_id)
         if entry is None:
@@ -45,6 +45,7 @@ class MemoryPresence:
         before = aggregate(self._user_entries(workspace_id, entry.user_id))
         if status is not None:
             entry.status = status
+            entry.call = call
         if viewing_given:
             entry.viewing = viewing
         entry.updated = time.time()

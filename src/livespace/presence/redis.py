@@ -124,11 +124,12 @@ class RedisPresence:
 
     async def update(
         self, workspace_id: str, conn_id: str, status: str | None, viewing: str | None,
-        viewing_given: bool,
+        viewing_given: bool, call: str | None = None,
     ) -> dict[str, Any] | None:
         changes: dict[str, str | None] = {}
         if status is not None:
             changes["status"] = status
+            changes["call"] = call
         if viewing_given:
             changes["viewing"] = viewing
         found = await self._try("presence_update", self._keys(workspace_id)[:1], conn_id,
