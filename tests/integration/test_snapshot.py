@@ -121,7 +121,7 @@ async def test_snapshot_then_live_under_concurrent_writers(server: Server,
             bob = await server.connect(ws, "bob", since=listed["seq"], epoch=listed["epoch"])
             clients.append(bob)
             assert "resync_required" not in bob.welcome
-            seq, first = listed["seq"], {}
+            seq, first = listed["seq"], dict[str, int]()
             while len(first) < len(ids):
                 event = await bob.next(where=lambda f: f.get("type") in DURABLE, timeout=20)
                 assert event["seq"] == seq + 1

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from livespace.protocol import AddNote, CreateContact, UpdateContact
+from livespace.commands import AddNote, CreateContact, UpdateContact
 from livespace.store import Actor, Store, open_store
 from services import RUN_ID, _pg_admin, _pg_url_for
 

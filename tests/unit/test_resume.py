@@ -46,7 +46,7 @@ def test_older_than_retention_requires_resync() -> None:
     assert resume(0, delivered=10, head=10, oldest=1) == Replay(0, 10)
 
 
-def test_another_epoch_requires_resync_whatever_since():
+def test_another_epoch_requires_resync_whatever_since() -> None:
     for since in (0, 5, 10):
         assert resume(since, delivered=10, head=10, oldest=1, epoch="old",
                       current="new") == Resync(1)
