@@ -1,4 +1,4 @@
-"""``livespace``: serve, migrate, mint dev tokens, manage workspaces, clean up, bench.
+"""``livespace``: serve, migrate, mint dev tokens, manage workspaces, demo, clean up, bench.
 
 Every command reads :class:`~livespace.config.Settings` from the environment
 (DESIGN.md section 5). A user error (bad setting, unknown workspace, bad token) prints
@@ -180,6 +180,20 @@ def cmd_epoch_renew(args: argparse.Namespace) -> int:
     return _run(go())
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from livespace import demo
+
+    settings = Settings.from_env()
+    url = demo.base_url(args.url)
+
+    async def go() -> demo.Demo:
+        async with _migrated_store(settings) as store:
+            return await demo.create(store, settings, name=args.name, url=url, ttl_s=args.ttl)
+
+    print(demo.describe(_run(go()), args.ttl))
+    return 0
+
+
 def cmd_bench(argv: Sequence[str]) -> int:
     """Run the benchmark, a development tool in the source checkout's ``bench/`` folder.
 
@@ -284,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
     e = ep.add_parser("renew", help="new epochs: resuming clients reload their snapshot")
     e.add_argument("--workspace", help="only this workspace (default: every one)")
     e.set_defaults(func=cmd_epoch_renew)
+
+    p = sub.add_parser("demo", help="seed a demo workspace and print page links for two people")
+    p.add_argument("--url", help="the server's base URL as a browser reaches it "
+                   "(default: $LIVESPACE_URL or http://127.0.0.1:8001)")
+    p.add_argument("--name", default="Acme demo", help="the workspace's name (Acme demo)")
+    p.add_argument("--ttl", type=_ttl, default=12 * 3600,
+                   help="how long the links sign in: 30m, 12h, 2d (12h)")
+    p.set_defaults(func=cmd_demo)
 
     # parsed by bench/ itself (see main); listed here for --help
     sub.add_parser("bench", help="load generator and scenarios (livespace bench --help)",

@@ -1,0 +1,106 @@
+// The open contact's notes (list "Notes", field "Add a note", button "Add note"): loaded
+// through the client when the contact opens, then kept current by note events. A note
+// added offline shows at once, marked pending.
+
+import { type App, displayName } from "./app";
+import { h, setText, syncList, when } from "./dom";
+import type { Note } from "./live";
+import { describe, notify } from "./notice";
+import { pendingNotes } from "./pending";
+
+/** Notes by contact id, each by note id: what was loaded and what arrived live. */
+const known = new Map<string, Map<string, Note>>();
+let listening = false;
+
+function remember(note: Note): void {
+  let notes = known.get(note.contact_id);
+  if (!notes) known.set(note.contact_id, (notes = new Map()));
+  notes.set(note.id, note);
+}
+
+/** Draw the notes of `contactId` into `section`; returns a function that stops it. */
+export function mountNotes(app: App, section: HTMLElement, contactId: string): () => void {
+  if (!listening) {
+    listening = true;
+    const record = (event: { data: Record<string, unknown> }): void => {
+      const note = event.data as unknown as Note;
+      if (typeof note.id === "string" && typeof note.contact_id === "string") remember(note);
+    };
+    app.live.on("note_added", record);
+    app.live.on("note_updated", record);
+  }
+  const list = h("ul", { class: "notes", "aria-label": "Notes" });
+  const status = h("p", { class: "empty notes-empty" });
+  const field = h("textarea", { id: "note-body", name: "body", rows: 3, maxlength: 10000,
+                                placeholder: "What happened? Ctrl+Enter adds it." });
+  const form = h("form", { class: "new-note", "aria-label": "New note" },
+    h("label", { for: "note-body" }, "Add a note"), field,
+    h("div", { class: "row end" }, h("button", { type: "submit", class: "primary" }, "Add note")));
+  section.replaceChildren(
+    h("h3", { id: "notes-title" }, "Notes"),
+    // The collaborative note editor (issue 12) mounts here: one shared document per note.
+    h("div", { id: "note-editor", class: "note-editor", hidden: true }),
+    list, status, form);
+
+  let loaded = known.has(contactId);
+  const render = (): void => {
+    if (!list.isConnected) return;
+    const notes = [...(known.get(contactId)?.values() ?? [])].sort(
+      (a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
+    const waiting = pendingNotes(app.snapshot.pending, contactId).map(
+      (p): Note & { pending?: true } => ({
+        id: p.ref, contact_id: contactId, body: p.body, pending: true,
+        author: { id: app.me?.id ?? "", name: app.me ? displayName(app.me) : "" },
+        created_at: new Date(p.createdAt).toISOString(),
+      }));
+    const all: (Note & { pending?: true })[] = [...notes, ...waiting];
+    syncList(list, all, (n) => n.id, () => h("li", { class: "note" },
+      h("p", { class: "note-body" }), h("p", { class: "note-meta" })), (el, n) => {
+      el.classList.toggle("pending", Boolean(n.pending));
+      setText(el.querySelector<HTMLElement>(".note-body")!, n.body);
+      const by = n.author?.name || n.author?.id || "someone";
+      setText(el.querySelector<HTMLElement>(".note-meta")!,
+              n.pending ? `${by} · pending` : `${by} · ${when(n.created_at)}`);
+    });
+    status.hidden = all.length > 0;
+    setText(status, loaded ? "No notes yet." : "Loading notes…");
+  };
+
+  app.notes(contactId).then(
+    (notes) => {
+      for (const note of notes) remember(note);
+      if (!known.has(contactId)) known.set(contactId, new Map());
+      loaded = true;
+      render();
+    },
+    (error: unknown) => {
+      loaded = true;
+      render();
+      if (app.snapshot.status === "live") notify(`Could not load the notes: ${describe(error)}`);
+    },
+  );
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const body = field.value.trim();
+    if (!body) return;
+    field.value = "";
+    app.stopTyping();
+    app.addNote(contactId, body).then(
+      (note) => {
+        if (typeof note.id === "string") remember(note as unknown as Note);
+        render();
+      },
+      (error: unknown) => {
+        field.value ||= body;
+        notify(`Could not add the note: ${describe(error)}`);
+      });
+  });
+  field.addEventListener("input", () => app.typingOnOpenContact());
+  field.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
+  });
+  const stop = app.on("notes", render);
+  render();
+  return stop;
+}
