@@ -4,9 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint lock bench clean
+.PHONY: install run test test-fast lint lock bench clean page browser
 
-install: $(STAMP) js-deps
+install: $(STAMP) js-deps page
 
 # The versions tested last: requirements.lock (constraints; `make lock` writes it again).
 $(STAMP): pyproject.toml requirements.lock
@@ -24,7 +24,7 @@ run: install
 
 # Both tiers, coverage measured (servers started by the tests too), the floor in
 # pyproject.toml ([tool.coverage.report] fail_under) enforced.
-test: install
+test: install browser
 	rm -f .coverage .coverage.*
 	$(BIN)/python -m pytest -q --cov --cov-report=
 	@echo "coverage: $$($(BIN)/python -m coverage report --format=total)% (floor in pyproject.toml)"
@@ -71,5 +71,30 @@ clients/js/node_modules/.installed: clients/js/package.json clients/js/package-l
 	npm ci --prefix clients/js --no-audit --no-fund
 	touch $@
 
+# The live page served at / (clients/page, bundled with the SDK's source from clients/js)
+# into src/livespace/static; rebuilt when a source changes. Needs Node.js and npm.
+PAGE_HTML := src/livespace/static/index.html
+PAGE_SRC  := clients/page/index.html clients/page/build.mjs \
+	$(wildcard clients/page/src/*.ts clients/page/src/*.css clients/js/src/*.ts)
+page: $(PAGE_HTML)
+
+$(PAGE_HTML): clients/page/node_modules/.installed $(PAGE_SRC)
+	npm run --prefix clients/page --silent build
+
+clients/page/node_modules/.installed: clients/page/package.json clients/page/package-lock.json
+	@command -v npm >/dev/null || { echo "page: npm not found; install Node.js >= 20 \
+	(e.g. apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix clients/page --no-audit --no-fund
+	touch $@
+
+# The browser tests drive Debian's chromium (never a downloaded browser build).
+CHROMIUM := /usr/bin/chromium
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	apt-get update
+	apt-get install -y --no-install-recommends chromium
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache clients/page/node_modules \
+	src/livespace/static test-artifacts

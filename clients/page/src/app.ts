@@ -8,8 +8,6 @@ import {
 } from "./live";
 import { type Shown, shownContacts } from "./pending";
 
-export const CALL_ID = "team-call";
-
 type Topic = "contacts" | "presence" | "status" | "selection" | "typing" | "notes" | "conflicts";
 type Status = "online" | "away" | "busy";
 
@@ -20,6 +18,9 @@ export class App {
   private readonly listeners = new Map<Topic, Set<() => void>>();
   /** contact id -> who else changed it last (for "<name> changed this ...") */
   private readonly editors = new Map<string, string>();
+  /** contact id -> note id -> note: what was loaded and what arrived since */
+  private readonly knownNotes = new Map<string, Map<string, Note>>();
+  private readonly loadedNotes = new Set<string>();
   private typingTimer: number | undefined;
   private typingOn: string | null = null;
   private myStatus: Status = "online";
@@ -34,8 +35,12 @@ export class App {
         this.editors.set(id, event.actor.name || event.actor.id);
       }
     });
-    live.on("note_added", () => this.emit("notes"));
-    live.on("note_updated", () => this.emit("notes"));
+    const noted = (event: { data: Record<string, unknown> }): void => {
+      this.rememberNote(event.data as unknown as Note);
+      this.emit("notes");
+    };
+    live.on("note_added", noted);
+    live.on("note_updated", noted);
     // the client's own hiccups (a storage refusal, a retry): not the person's problem
     live.on("warning", (warning) => console.info("livespace:", warning));
   }
@@ -121,8 +126,27 @@ export class App {
     return this.editors.get(contactId);
   }
 
-  notes(contactId: string): Promise<Note[]> {
-    return loadNotes(this.base, this.workspace, contactId, this.token);
+  /** The notes of `contactId` known so far, oldest first; `loaded` once fetched. */
+  notesOf(contactId: string): { notes: Note[]; loaded: boolean } {
+    const notes = [...(this.knownNotes.get(contactId)?.values() ?? [])].sort(
+      (a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
+    return { notes, loaded: this.loadedNotes.has(contactId) };
+  }
+
+  /** Fetch the notes of `contactId` (merged with those that arrived live meanwhile). */
+  async loadNotes(contactId: string): Promise<void> {
+    const notes = await loadNotes(this.base, this.workspace, contactId, this.token);
+    for (const note of notes) this.rememberNote(note);
+    this.loadedNotes.add(contactId);
+    this.emit("notes");
+  }
+
+  rememberNote(note: Note): void {
+    if (typeof note.id !== "string" || typeof note.contact_id !== "string") return;
+    let notes = this.knownNotes.get(note.contact_id);
+    if (!notes) this.knownNotes.set(note.contact_id, (notes = new Map()));
+    const known = notes.get(note.id);
+    if (!known || (note.version ?? 0) >= (known.version ?? 0)) notes.set(note.id, note);
   }
 
   // ---- actions ------------------------------------------------------------------------
@@ -149,8 +173,9 @@ export class App {
     return this.live.deleteContact(id);
   }
 
-  addNote(contactId: string, body: string): Promise<Record<string, unknown>> {
-    return this.live.addNote(contactId, body);
+  async addNote(contactId: string, body: string): Promise<void> {
+    this.rememberNote((await this.live.addNote(contactId, body)) as unknown as Note);
+    this.emit("notes");
   }
 
   setStatus(status: Status): void {
@@ -158,11 +183,12 @@ export class App {
     if (!this.inCall) void this.live.setPresence({ status }).catch(() => {});
   }
 
+  /** The workspace's one call: joining shows me as `in_call` to everyone. (A call id, for
+   * several calls at once, is the protocol's `call` field; one call needs none.) */
   toggleCall(): void {
     this.inCall = !this.inCall;
-    const presence = this.inCall ? { status: "in_call" as const, call: CALL_ID }
-                                 : { status: this.myStatus, call: null };
-    void this.live.setPresence(presence).catch(() => {});
+    void this.live.setPresence({ status: this.inCall ? "in_call" : this.myStatus })
+      .catch(() => {});
     this.emit("presence");
   }
 

@@ -36,9 +36,12 @@ export function mountContacts(app: App): void {
     const value = name.value.trim();
     if (!value) return;
     name.value = "";
+    const asked = Date.now();
+    const live = app.snapshot.status === "live";
     app.createContact(value).then(
       (contact) => {
-        if (!app.selected) app.select(contact.id);
+        // open it to fill in, unless it was made offline or the answer came late
+        if (live && !app.selected && Date.now() - asked < 3000) app.select(contact.id);
       },
       (error: unknown) => notify(`Could not add ${value}: ${describe(error)}`),
     );

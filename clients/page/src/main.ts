@@ -8,7 +8,7 @@ import { mountDetail } from "./detail";
 import { byId } from "./dom";
 import { LivespaceClient, LivespaceError, loadWorkspaceName } from "./live";
 import { mountPresence } from "./presence";
-import { type Credentials, ask, current, forget } from "./signin";
+import { type Credentials, ask, current, forget, fromFragment } from "./signin";
 import { mountStatus } from "./status";
 
 const REASONS: Record<string, string> = {
@@ -70,6 +70,11 @@ function start(credentials: Credentials): void {
     () => {}, // the name is a nicety; the status line says when the server is unreachable
   );
 }
+
+// A sign-in link opened in a tab that is already signed in: sign in with it instead.
+window.addEventListener("hashchange", () => {
+  if (fromFragment(location.hash)) location.reload();
+});
 
 const credentials = current();
 if (credentials) start(credentials);

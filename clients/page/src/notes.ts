@@ -8,27 +8,8 @@ import type { Note } from "./live";
 import { describe, notify } from "./notice";
 import { pendingNotes } from "./pending";
 
-/** Notes by contact id, each by note id: what was loaded and what arrived live. */
-const known = new Map<string, Map<string, Note>>();
-let listening = false;
-
-function remember(note: Note): void {
-  let notes = known.get(note.contact_id);
-  if (!notes) known.set(note.contact_id, (notes = new Map()));
-  notes.set(note.id, note);
-}
-
 /** Draw the notes of `contactId` into `section`; returns a function that stops it. */
 export function mountNotes(app: App, section: HTMLElement, contactId: string): () => void {
-  if (!listening) {
-    listening = true;
-    const record = (event: { data: Record<string, unknown> }): void => {
-      const note = event.data as unknown as Note;
-      if (typeof note.id === "string" && typeof note.contact_id === "string") remember(note);
-    };
-    app.live.on("note_added", record);
-    app.live.on("note_updated", record);
-  }
   const list = h("ul", { class: "notes", "aria-label": "Notes" });
   const status = h("p", { class: "empty notes-empty" });
   const field = h("textarea", { id: "note-body", name: "body", rows: 3, maxlength: 10000,
@@ -42,11 +23,9 @@ export function mountNotes(app: App, section: HTMLElement, contactId: string): (
     h("div", { id: "note-editor", class: "note-editor", hidden: true }),
     list, status, form);
 
-  let loaded = known.has(contactId);
   const render = (): void => {
     if (!list.isConnected) return;
-    const notes = [...(known.get(contactId)?.values() ?? [])].sort(
-      (a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
+    const { notes, loaded } = app.notesOf(contactId);
     const waiting = pendingNotes(app.snapshot.pending, contactId).map(
       (p): Note & { pending?: true } => ({
         id: p.ref, contact_id: contactId, body: p.body, pending: true,
@@ -66,19 +45,9 @@ export function mountNotes(app: App, section: HTMLElement, contactId: string): (
     setText(status, loaded ? "No notes yet." : "Loading notes…");
   };
 
-  app.notes(contactId).then(
-    (notes) => {
-      for (const note of notes) remember(note);
-      if (!known.has(contactId)) known.set(contactId, new Map());
-      loaded = true;
-      render();
-    },
-    (error: unknown) => {
-      loaded = true;
-      render();
-      if (app.snapshot.status === "live") notify(`Could not load the notes: ${describe(error)}`);
-    },
-  );
+  app.loadNotes(contactId).catch((error: unknown) => {
+    if (app.snapshot.status === "live") notify(`Could not load the notes: ${describe(error)}`);
+  });
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -86,15 +55,10 @@ export function mountNotes(app: App, section: HTMLElement, contactId: string): (
     if (!body) return;
     field.value = "";
     app.stopTyping();
-    app.addNote(contactId, body).then(
-      (note) => {
-        if (typeof note.id === "string") remember(note as unknown as Note);
-        render();
-      },
-      (error: unknown) => {
-        field.value ||= body;
-        notify(`Could not add the note: ${describe(error)}`);
-      });
+    app.addNote(contactId, body).catch((error: unknown) => {
+      field.value ||= body;
+      notify(`Could not add the note: ${describe(error)}`);
+    });
   });
   field.addEventListener("input", () => app.typingOnOpenContact());
   field.addEventListener("keydown", (event) => {

@@ -62,6 +62,7 @@ function mountMe(app: App, onSignOut: () => void): void {
     if (shownFor !== `${me.id}|${label}`) {
       shownFor = `${me.id}|${label}`;
       face.replaceChildren(avatar(me.id, label));
+      face.title = `Signed in as ${label}`;
       setText(name, label);
       box.hidden = false;
     }
