@@ -156,6 +156,14 @@ class Person:
         await self.page.screenshot(path=str(path))
         return path
 
+    async def keep_evidence(self, test: str) -> None:
+        """After a failure: a screenshot, the page's text and its console, for the log."""
+        with contextlib.suppress(Exception):
+            await self.screenshot(f"failed-{test}-{self.name.split()[0].lower()}")
+            text = await self.page.locator("body").inner_text()
+            print(f"--- {self.name}'s page ---\n{text}\n--- console ---\n"
+                  + "\n".join(self.console_errors))
+
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.context.close()

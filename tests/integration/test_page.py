@@ -57,15 +57,20 @@ class Team:
 
 
 @pytest.fixture
-async def team(server: Any, browser: Browser) -> AsyncIterator[Team]:
+async def team(server: Any, browser: Browser,
+               request: pytest.FixtureRequest) -> AsyncIterator[Team]:
     workspace = demo(server)
     link = await Link(server.port).start()
     maya = await Person.open(browser, MAYA, workspace.link(MAYA), DESKTOP)
     leo = await Person.open(browser, LEO, workspace.link(LEO, link.base), PHONE)
     team = Team(workspace, maya, leo, link)
+    failed_before = request.session.testsfailed
     try:
         yield team
     finally:
+        if request.session.testsfailed > failed_before:
+            for person in (maya, leo):
+                await person.keep_evidence(request.node.name)
         await maya.close()
         await leo.close()
         await link.close()
@@ -124,6 +129,18 @@ async def test_two_people_see_each_other_work(team: Team) -> None:
     await expect(maya.detail.get_by_text(f"{LEO} is typing")).to_be_visible()
     await maya.screenshot("desktop")
     await leo.screenshot("phone")
+
+    # search, and a delete seen by the other
+    await maya.page.get_by_label("Search contacts").fill("harbor")
+    await expect(maya.contacts.get_by_role("listitem")).to_have_count(1)
+    await expect(maya.contact("Dana Whitaker")).to_have_count(1)
+    await maya.page.get_by_label("Search contacts").fill("")
+    await maya.detail.get_by_role("button", name="Delete contact").click()
+    await maya.detail.get_by_role("button", name="Delete", exact=True).click()
+    await expect(maya.contact("Ada Lovelace")).to_have_count(0)
+    await expect(leo.page.get_by_role("alert")).to_contain_text("That contact was deleted.")
+    await expect(leo.contact("Ada Lovelace")).to_have_count(0)
+    await expect(leo.contacts.get_by_role("listitem")).to_have_count(12)
 
     no_console_errors(maya)
     no_console_errors(leo)

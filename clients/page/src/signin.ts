@@ -57,19 +57,6 @@ export function current(): Credentials | null {
   return remembered();
 }
 
-/** The claims of a JWT, read (not verified: the server does that) to show who and until when. */
-export function claims(token: string): Record<string, unknown> {
-  try {
-    const part = token.split(".")[1] ?? "";
-    const binary = atob(part.replace(/-/g, "+").replace(/_/g, "/"));
-    const json = new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
-    const value: unknown = JSON.parse(json);
-    return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
-}
-
 /** Show the sign-in form (with `problem` said above it) and resolve with what is entered. */
 export function ask(problem: string | null, workspace = ""): Promise<Credentials> {
   const main = byId("signin");
