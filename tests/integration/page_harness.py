@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Locator, Page, Playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Playwright,
+    expect,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -94,7 +102,11 @@ class Person:
         context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
         page = await context.new_page()
         person = cls(name, context, page)
-        page.on("console", lambda m: m.type == "error" and person.console_errors.append(m.text))
+        def console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                person.console_errors.append(message.text)
+
+        page.on("console", console)
         page.on("pageerror", lambda e: person.console_errors.append(f"pageerror: {e}"))
         page.on("request", lambda r: person.urls.append(r.url))
         page.on("websocket", lambda ws: person.urls.append(ws.url))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from page_harness import DESKTOP, PHONE, Demo, Link, Person, demo, launch
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, ConsoleMessage, async_playwright, expect
 
 pytestmark = pytest.mark.integration
 
@@ -232,7 +232,12 @@ async def test_sign_in_by_pasting_a_token(server: Any, browser: Browser) -> None
     try:
         page = await context.new_page()
         errors: list[str] = []
-        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+
+        def console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                errors.append(message.text)
+
+        page.on("console", console)
         await page.goto(server.http + "/")
         form = page.get_by_role("form", name="Sign in")
         await form.get_by_label("Workspace").fill(workspace.workspace)
