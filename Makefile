@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install run test test-fast lint lock bench clean page browser
 
-install: $(STAMP) js-deps page
+install: $(STAMP) js-deps page yjs-deps
 
 # The versions tested last: requirements.lock (constraints; `make lock` writes it again).
 $(STAMP): pyproject.toml requirements.lock
@@ -95,6 +95,16 @@ $(CHROMIUM):
 	apt-get update
 	apt-get install -y --no-install-recommends chromium
 
+# Real Yjs clients (yjs + y-websocket + ws) the collaborative-note tests drive: tests/yjs.
+.PHONY: yjs-deps
+yjs-deps: tests/yjs/node_modules/.installed
+
+tests/yjs/node_modules/.installed: tests/yjs/package.json tests/yjs/package-lock.json
+	@command -v npm >/dev/null || { echo "yjs-deps: npm not found; install Node.js >= 20 \
+	and npm (e.g. apt-get install nodejs npm): the collaborative-note tests need them"; exit 1; }
+	npm ci --prefix tests/yjs --no-audit --no-fund
+	touch $@
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache clients/page/node_modules \
-	src/livespace/static test-artifacts
+	src/livespace/static test-artifacts tests/yjs/node_modules

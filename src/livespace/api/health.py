@@ -24,6 +24,8 @@ async def health(node: NodeDep) -> dict[str, Any]:
         "service": "websocket",
         "total_workspaces": len(node.hub.rooms),
         "total_connections": node.hub.connections,
+        "note_documents": len(node.notes.rooms),  # open here: a client of each on this node
+        "note_clients": node.notes.clients,
         "timestamp": now_iso(),
         "node": node.settings.node_id,
         "uptime_s": round(time.time() - STARTED, 1),

@@ -94,7 +94,7 @@ async def _serve(websocket: WebSocket, node: Node, workspace_id: str, note_id: s
         while not writer.done():
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
-                peer.close_code = peer.close_code or message.get("code") or Close.GOING_AWAY
+                peer.gone(message.get("code"))
                 break
             data = message.get("bytes")
             if data is None:
@@ -102,10 +102,10 @@ async def _serve(websocket: WebSocket, node: Node, workspace_id: str, note_id: s
             else:
                 peer.handle(room, data)
     except WebSocketDisconnect as exc:
-        peer.close_code = peer.close_code or exc.code
+        peer.gone(exc.code)
     finally:
+        peer.gone(None)
         await node.notes.leave(room, peer)
-        peer.close(Close.GOING_AWAY, "")
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer, timeout=node.settings.close_grace_s)
         audit.info("note socket closed peer=%s user=%s note=%s code=%s in=%d ignored=%d "

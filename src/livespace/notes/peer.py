@@ -60,6 +60,7 @@ class DocPeer:
         self._queued = 0
         self._max_queue = max_queue_bytes
         self._wake = asyncio.Event()
+        self._gone = False
         now = time.monotonic()
         self._bucket = TokenBucket(limits.awareness_rate, limits.awareness_rate * 2, now)
         self._abuse = Abuse(limit=int(limits.awareness_rate * 2), window=5.0)
@@ -82,6 +83,13 @@ class DocPeer:
             self.close_reason = reason
             self._wake.set()
 
+    def gone(self, code: int | None) -> None:
+        """The client closed or went away: stop writing (no close frame is owed)."""
+        self.close_code = self.close_code or code or Close.GOING_AWAY
+        self._queue.clear()
+        self._gone = True
+        self._wake.set()
+
     async def write_to(self, socket: BinarySocket) -> None:
         """Send what is queued until closed; then send the close frame."""
         try:
@@ -92,6 +100,8 @@ class DocPeer:
                     frame = self._queue.popleft()
                     self._queued -= len(frame)
                     await socket.send_bytes(frame)
+                if self._gone:
+                    return
                 if self.close_code is not None:
                     break
         except Exception:  # the socket went away: the reader sees it too
