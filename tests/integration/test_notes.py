@@ -122,7 +122,8 @@ async def closed_with(ws: Any) -> int | None:
     with pytest.raises(websockets.ConnectionClosed):
         while True:
             await asyncio.wait_for(ws.recv(), 10)
-    return ws.close_code
+    code: int | None = ws.close_code
+    return code
 
 
 async def test_bad_input_closes_that_socket_only(server: Server) -> None:
