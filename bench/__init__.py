@@ -14,6 +14,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.chaos.run import main as chaos
 
         return chaos(args[1:])
+    if args[:1] == ["soak"]:  # memory and fds under churn (bench/soak.py)
+        from bench.soak import main as soak
+
+        return soak(args[1:])
     from bench.cli import main as run
 
     return run(args)

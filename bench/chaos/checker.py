@@ -32,6 +32,7 @@ class Write:
     name: str
     acked_seq: int | None = None
     refused: list[str] = field(default_factory=list)  # error codes and "no answer"
+    acked_at: float = 0.0  # monotonic time of the ack (for the run's report only)
 
     @property
     def retried(self) -> bool:

@@ -13,6 +13,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import httpx
 import jwt
 
-from bench.chaos.checker import Logged, check
+from bench.chaos.checker import Logged, Write, check
 from bench.chaos.nemesis import FAULTS, Nemesis
 from bench.chaos.services import Node, Postgres, Redis
 from bench.chaos.workload import Lurker, Peer, ReaderClient, Writer
@@ -48,6 +49,7 @@ class Outcome:
     retried: int
     events: int
     faults: list[dict[str, Any]]
+    refusals: dict[str, int] = field(default_factory=dict)  # refused attempts by code
     leave_after_s: list[float] = field(default_factory=list)  # after kill/pause
     presence_converged_s: float | None = None
     seconds: float = 0.0
@@ -182,10 +184,19 @@ class Run:
             acked=sum(w.acked_seq is not None for w in all_writes),
             retried=sum(w.retried for w in all_writes), events=len(log),
             faults=[{"kind": f.kind, "target": f.target, "at_s": round(f.at - started, 2),
-                     "healed_s": round(f.healed - f.at, 2)} for f in nemesis.faults],
+                     "healed_s": round(f.healed - f.at, 2),
+                     "writes_acked_after_heal_s": _first_ack_after(all_writes, f.healed)}
+                    for f in nemesis.faults],
+            refusals=dict(Counter(code for w in all_writes for code in w.refused)),
             leave_after_s=_leave_latencies(nemesis, readers),
             presence_converged_s=None if converged is None else round(converged, 2),
             seconds=round(time.monotonic() - started, 1))
+
+
+def _first_ack_after(writes: list[Write], healed: float) -> float | None:
+    """How long after a fault was healed the next write was acknowledged."""
+    after = [w.acked_at for w in writes if w.acked_seq is not None and w.acked_at >= healed]
+    return round(min(after) - healed, 2) if after else None
 
 
 def _leave_latencies(nemesis: Nemesis, readers: list[ReaderClient]) -> list[float]:
@@ -238,7 +249,8 @@ def main(argv: list[str]) -> int:
         kinds[fault["kind"]] = kinds.get(fault["kind"], 0) + 1
     print(f"chaos: {outcome.seconds} s, {len(outcome.faults)} faults {kinds}, "
           f"{outcome.writes} writes ({outcome.acked} acked, {outcome.retried} retried), "
-          f"{outcome.events} events in the log; leave after kill/pause (s): "
+          f"{outcome.events} events in the log; refused attempts {outcome.refusals}; "
+          f"leave after kill/pause (s): "
           f"{outcome.leave_after_s}; presence converged {outcome.presence_converged_s} s "
           f"after healing; {len(outcome.violations)} violations -> {path}")
     for violation in outcome.violations[:20]:

@@ -93,6 +93,7 @@ class Writer:
                     continue
                 if reply.get("type") == "ack":
                     write.acked_seq = int(reply["seq"])
+                    write.acked_at = time.monotonic()
                 else:
                     write.refused.append(str(reply.get("code")))
                     if reply.get("code") != "unavailable":

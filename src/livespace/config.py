@@ -67,6 +67,7 @@ class Settings:
     rate_limit: float = 50.0  # client frames per second per connection (burst: 1 s worth)
     user_rate_limit: float = 100.0  # frames per second per user, all connections together
     http_rate_limit: float = 20.0  # HTTP requests per second per user
+    auth_failure_rate: float = 10.0  # failed handshakes per second per client IP (burst 5x)
     max_connections_per_user: int = 20
     max_connections_per_workspace: int = 10_000
     send_queue_bytes: int = 4 * 1024 * 1024  # pending outbound data per connection
@@ -105,6 +106,7 @@ class Settings:
             rate_limit=_float(env, "LIVESPACE_RATE_LIMIT", 50.0, 1.0),
             user_rate_limit=_float(env, "LIVESPACE_USER_RATE_LIMIT", 100.0, 1.0),
             http_rate_limit=_float(env, "LIVESPACE_HTTP_RATE_LIMIT", 20.0, 1.0),
+            auth_failure_rate=_float(env, "LIVESPACE_AUTH_FAILURE_RATE", 10.0, 0.1),
             max_connections_per_user=_int(env, "LIVESPACE_MAX_CONNECTIONS_PER_USER", 20, 1),
             max_connections_per_workspace=_int(
                 env, "LIVESPACE_MAX_CONNECTIONS_PER_WORKSPACE", 10_000, 1

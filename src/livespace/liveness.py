@@ -69,16 +69,18 @@ class Liveness:
             if viewing_given:
                 entry.viewing = viewing
 
-    async def beat(self) -> None:
-        """Beat; when this node's entries may be wrong, make them right and announce."""
+    async def beat(self) -> bool:
+        """Beat; when this node's entries may be wrong, make them right and announce
+        (True then)."""
         if not await self.presence.beat():
-            return
+            return False
         joined, left = await self.presence.sync(list(self.held.values()))
         if joined or left:
             log.info("presence: synced this node's entries (%d joins, %d leaves announced)",
                      len(joined), len(left))
         await self._announce("join", joined)
         await self._announce("leave", left)
+        return True
 
     async def reap(self) -> None:
         """Remove dead nodes' entries; announce each user who left with them, once."""

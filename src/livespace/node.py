@@ -17,6 +17,7 @@ from livespace.config import Settings
 from livespace.connection import Connection
 from livespace.hub import Hub
 from livespace.limits import Admission, KeyedBuckets
+from livespace.limits.cluster import ClusterLimits, LocalLimits
 from livespace.liveness import Liveness, timing
 from livespace.metrics import Metrics
 from livespace.notes.room import NoteLimits
@@ -51,8 +52,16 @@ class Node:
                                  self.metrics.reaped.inc)
         store.on_commit = self.publish_committed
         self.verifier = TokenVerifier(settings)
-        self.user_limits = KeyedBuckets(settings.user_rate_limit)
-        self.http_limits = KeyedBuckets(settings.http_rate_limit)
+        rates = {"user": settings.user_rate_limit, "http": settings.http_rate_limit}
+        self.limits: ClusterLimits | LocalLimits = (
+            ClusterLimits(settings.redis_url, prefix=settings.redis_prefix,
+                          incarnation=getattr(presence, "incarnation", settings.node_id),
+                          rates=rates, per_user=settings.max_connections_per_user,
+                          per_workspace=settings.max_connections_per_workspace)
+            if settings.redis_url else LocalLimits(rates))
+        #: failed handshakes (4001) per client IP: past it, refused before any JWT work
+        self.auth_failures = KeyedBuckets(settings.auth_failure_rate,
+                                          burst=settings.auth_failure_rate * 5)
         self.admission = Admission(settings.max_connections_per_user,
                                    settings.max_connections_per_workspace)
         self.notes = NoteRooms(store, broker, NoteLimits(
@@ -78,7 +87,7 @@ class Node:
         node._loops = [
             node._every(settings.session_flush_s, node.flush_sessions),
             node._every(settings.cleanup_interval_s, node.cleanup),
-            node._every(node.liveness.beat_s, node.liveness.beat),
+            node._every(node.liveness.beat_s, node.beat),
             node._every(node.liveness.reap_s, node.liveness.reap),
             node._every(METRICS_SAMPLE_S, node.sample_metrics),
         ]
@@ -157,6 +166,13 @@ class Node:
         _, counts = await cleanup(self.store, days)
         return counts
 
+    async def beat(self) -> None:
+        """The liveness beat; the connection counts in Redis are set again whenever they
+        may be wrong (the presence entries were, or a limits call failed)."""
+        resynced = await self.liveness.beat()
+        if resynced or self.limits.stale:
+            await self.limits.sync(*self.admission.counts())
+
     def connections(self) -> list[Connection]:
         return [c for room in self.hub.rooms.values() for c in room.conns.values()]
 
@@ -196,6 +212,7 @@ class Node:
         for task in list(self._tasks):
             task.cancel()
         await self.presence.close()
+        await self.limits.close()
         self.store.on_commit = None  # what is still queued commits, unpublished
         await self.broker.close()
         await self.store.close()

@@ -202,7 +202,7 @@ class Session:
         for item in items:
             if conn.close_code is not None:
                 return  # closing: the rest is not processed
-            wait = self._admit()
+            wait = await self._admit()
             if wait:
                 self._reply(p.error_frame(Problem(
                     Error.RATE_LIMITED, "too many messages: retry later",
@@ -222,13 +222,13 @@ class Session:
                 log.exception("frame %s failed on connection %s", item.type, conn.id)
                 self._reply(p.error_frame(Problem(Error.INTERNAL, "internal error"), item.ref))
 
-    def _admit(self) -> float:
+    async def _admit(self) -> float:
         """0.0 when a frame may be handled now, else the seconds to wait; closes with 4008
         when the refusals are sustained."""
         now = time.monotonic()
         wait = self.bucket.take(now)
         if not wait:
-            wait = self.node.user_limits.take(self.conn.user_id, now)
+            wait = await self.node.limits.take("user", self.conn.user_id, now)
         if wait and self.abuse.refuse(now):
             log.info("connection %s of user %s abused the rate limit: closing with 4008",
                      self.conn.id, self.conn.user_id)

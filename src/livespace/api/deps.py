@@ -36,7 +36,7 @@ async def caller(request: Request) -> Principal:
         principal = await node.verifier.verify(token.strip())
     except AuthError as err:
         raise Problem(Error.UNAUTHORIZED, f"invalid token: {err}") from None
-    wait = node.http_limits.take(principal.user_id, time.monotonic())
+    wait = await node.limits.take("http", principal.user_id, time.monotonic())
     if wait:
         audit.info("http rate limited user=%s %s %s", principal.user_id, request.method,
                    request.url.path)

@@ -79,13 +79,18 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
     if token is None:
         await refuse(Close.UNAUTHORIZED, "missing token")
         return
+    if node.auth_failures.waiting(client, time.monotonic()):
+        # a flood of bad tokens from one address costs no JWT work (docs/security.md)
+        await refuse(Close.POLICY, "too many failed handshakes from this address")
+        return
     try:
         principal = await node.verifier.verify(token)
     except AuthError as err:
+        node.auth_failures.take(client, time.monotonic())
         await refuse(Close.UNAUTHORIZED, f"unauthorized: {err}"[:120])
         return
     user_id = principal.user_id
-    if node.http_limits.take(user_id, time.monotonic()):
+    if await node.limits.take("http", user_id, time.monotonic()):
         # a handshake is an HTTP request: reconnect storms share the per-user HTTP limit
         await refuse(Close.POLICY, "too many connection attempts")
         return
@@ -100,7 +105,11 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
         await refuse(Close.RESTARTING, "store unavailable: reconnect later")
         return
     admission = node.admission
-    refused = admission.admit(user_id, workspace_id)
+    refused = admission.admit(user_id, workspace_id)  # this node's count, before any await
+    if refused is None:
+        refused = await node.limits.admit(user_id, workspace_id)  # the cluster's
+        if refused is not None:
+            admission.release(user_id, workspace_id)
     if refused is not None:
         await refuse(Close.POLICY, refused)
         return
@@ -108,6 +117,7 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
         await _serve(websocket, node, principal, workspace_id, role, subprotocol, client)
     finally:
         admission.release(user_id, workspace_id)
+        await node.limits.release(user_id, workspace_id)
 
 
 async def _serve(websocket: WebSocket, node: Node, principal: Principal, workspace_id: str,

@@ -1,4 +1,5 @@
-"""Rate limits (pure: the caller passes the clock)."""
+"""Rate limits (pure: the caller passes the clock); :mod:`livespace.limits.cluster`
+counts the per-user ones for the whole cluster in Redis."""
 
 from __future__ import annotations
 
@@ -59,6 +60,14 @@ class KeyedBuckets:
         self.max_keys = max_keys
         self._buckets: dict[str, TokenBucket] = {}
 
+    def waiting(self, key: str, now: float) -> float:
+        """Seconds until ``key`` has a token again (0.0: it has one); takes nothing."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        tokens = min(bucket.burst, bucket.tokens + max(0.0, now - bucket.stamp) * bucket.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / bucket.rate
+
     def take(self, key: str, now: float, cost: float = 1.0) -> float:
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -98,6 +107,10 @@ class Admission:
         users[user_id] = users.get(user_id, 0) + 1
         workspaces[workspace_id] = workspaces.get(workspace_id, 0) + 1
         return None
+
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Open connections now: per user, per workspace (copies)."""
+        return dict(self._users), dict(self._workspaces)
 
     def release(self, user_id: str, workspace_id: str) -> None:
         for counts, key in ((self._users, user_id), (self._workspaces, workspace_id)):
