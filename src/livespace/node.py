@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -165,6 +166,30 @@ class Node:
         days = retention_days if retention_days is not None else self.settings.retention_days
         _, counts = await cleanup(self.store, days)
         return counts
+
+    # ---- admission (the workspace socket and the notes socket) ---------------------------
+
+    def throttled(self, client: str) -> bool:
+        """Too many failed handshakes from ``client`` lately: refuse before any JWT work."""
+        return bool(self.auth_failures.waiting(client, time.monotonic()))
+
+    def auth_failed(self, client: str) -> None:
+        self.auth_failures.take(client, time.monotonic())
+
+    async def admit(self, user_id: str, workspace_id: str) -> str | None:
+        """Count one more socket of the user and workspace: on this node first, before
+        any await (racing handshakes cannot overshoot), then cluster-wide. None when
+        admitted (call :meth:`release` when it ends), else why not."""
+        refused = self.admission.admit(user_id, workspace_id)
+        if refused is None:
+            refused = await self.limits.admit(user_id, workspace_id)
+            if refused is not None:
+                self.admission.release(user_id, workspace_id)
+        return refused
+
+    async def release(self, user_id: str, workspace_id: str) -> None:
+        self.admission.release(user_id, workspace_id)
+        await self.limits.release(user_id, workspace_id)
 
     async def beat(self) -> None:
         """The liveness beat; the connection counts in Redis are set again whenever they

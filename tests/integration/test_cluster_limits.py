@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_cluster import Cluster, cluster, kill  # noqa: F401 - the fixture
@@ -60,8 +62,10 @@ async def test_user_rate_limit_counts_every_node(
     for tab in tabs:  # 15 pings on each node at once: 30 against 10/s for the user
         for i in range(15):
             await tab.send("ping", ref=f"p{i}")
-    answers = [await tab.next(where=lambda f, i=i: f.get("ref") == f"p{i}")
-               for tab in tabs for i in range(15)]
+    def answer(ref: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda frame: frame.get("ref") == ref
+
+    answers = [await tab.next(where=answer(f"p{i}")) for tab in tabs for i in range(15)]
     passed = sum(f["type"] == "pong" for f in answers)
     limited = [f for f in answers if f["type"] == "error"]
     assert limited and all(f["code"] == "rate_limited" for f in limited)

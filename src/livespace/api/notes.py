@@ -54,19 +54,22 @@ async def note_socket(websocket: WebSocket, workspace_id: str, note_id: str) -> 
     token = token_from(websocket.headers, websocket.query_params)
     if token is None:
         return await refuse(Close.UNAUTHORIZED, "missing token")
+    if node.throttled(client):
+        return await refuse(Close.POLICY, "too many failed handshakes from this address")
     try:
         principal = await node.verifier.verify(token)
     except AuthError as err:
+        node.auth_failed(client)
         return await refuse(Close.UNAUTHORIZED, f"unauthorized: {err}"[:120])
     user_id = principal.user_id
-    if node.http_limits.take(user_id, time.monotonic()):
+    if await node.limits.take("http", user_id, time.monotonic()):
         return await refuse(Close.POLICY, "too many connection attempts")
     try:
         role = await node.service.role(workspace_id, user_id)
         entity_id(note_id, "note_id")
     except Problem:
         return await refuse(Close.FORBIDDEN, "forbidden")
-    refused = node.admission.admit(user_id, workspace_id)
+    refused = await node.admit(user_id, workspace_id)
     if refused is not None:
         return await refuse(Close.POLICY, refused)
     try:
@@ -74,7 +77,7 @@ async def note_socket(websocket: WebSocket, workspace_id: str, note_id: str) -> 
                      DocPeer(principal, role, node.notes.limits, settings.send_queue_bytes),
                      subprotocol, client)
     finally:
-        node.admission.release(user_id, workspace_id)
+        await node.release(user_id, workspace_id)
 
 
 async def _serve(websocket: WebSocket, node: Node, workspace_id: str, note_id: str,

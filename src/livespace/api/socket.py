@@ -79,14 +79,14 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
     if token is None:
         await refuse(Close.UNAUTHORIZED, "missing token")
         return
-    if node.auth_failures.waiting(client, time.monotonic()):
+    if node.throttled(client):
         # a flood of bad tokens from one address costs no JWT work (docs/security.md)
         await refuse(Close.POLICY, "too many failed handshakes from this address")
         return
     try:
         principal = await node.verifier.verify(token)
     except AuthError as err:
-        node.auth_failures.take(client, time.monotonic())
+        node.auth_failed(client)
         await refuse(Close.UNAUTHORIZED, f"unauthorized: {err}"[:120])
         return
     user_id = principal.user_id
@@ -104,20 +104,14 @@ async def workspace_socket(websocket: WebSocket, workspace_id: str) -> None:
             raise
         await refuse(Close.RESTARTING, "store unavailable: reconnect later")
         return
-    admission = node.admission
-    refused = admission.admit(user_id, workspace_id)  # this node's count, before any await
-    if refused is None:
-        refused = await node.limits.admit(user_id, workspace_id)  # the cluster's
-        if refused is not None:
-            admission.release(user_id, workspace_id)
+    refused = await node.admit(user_id, workspace_id)
     if refused is not None:
         await refuse(Close.POLICY, refused)
         return
     try:
         await _serve(websocket, node, principal, workspace_id, role, subprotocol, client)
     finally:
-        admission.release(user_id, workspace_id)
-        await node.limits.release(user_id, workspace_id)
+        await node.release(user_id, workspace_id)
 
 
 async def _serve(websocket: WebSocket, node: Node, principal: Principal, workspace_id: str,
