@@ -103,8 +103,8 @@ class Person:
         page = await context.new_page()
         person = cls(name, context, page)
         def console(message: ConsoleMessage) -> None:
-            if message.type == "error":
-                person.console_errors.append(message.text)
+            if message.type == "error":  # with where it came from (a failed request's URL)
+                person.console_errors.append(f"{message.text} @ {message.location.get('url')}")
 
         page.on("console", console)
         page.on("pageerror", lambda e: person.console_errors.append(f"pageerror: {e}"))

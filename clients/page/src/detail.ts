@@ -41,10 +41,20 @@ export function mountDetail(app: App): void {
    * clashing fields; the others were refused with them and are sent again on resolve) */
   const refused = new Map<string, Record<string, string | null>>();
 
-  back.addEventListener("click", () => app.select(null));
+  /** Close the open contact and put the focus back on its item in the list. */
+  const close = (): void => {
+    const id = app.selected;
+    app.select(null);
+    const item = [...document.querySelectorAll<HTMLElement>("#contacts > li")]
+      .find((li) => li.dataset.key === id);
+    item?.querySelector<HTMLButtonElement>("button")?.focus();
+  };
+  back.addEventListener("click", close);
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && editing && !(event.target instanceof HTMLSelectElement)) {
-      app.select(null);
+    // Escape closes, but never throws away what is being typed
+    if (event.key === "Escape" && editing && Object.keys(editing.base).length === 0
+        && !(event.target instanceof HTMLSelectElement)) {
+      close();
     }
   });
 

@@ -26,6 +26,9 @@ function reason(error: unknown): string {
 async function signIn(problem: string | null, workspace = ""): Promise<never> {
   byId("app").hidden = true;
   byId("me").hidden = true;
+  const status = byId("status");
+  status.dataset.state = "offline";
+  status.textContent = "Offline · signed out";
   forget();
   await ask(problem, workspace);
   location.reload();

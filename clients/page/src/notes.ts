@@ -42,12 +42,27 @@ export function mountNotes(app: App, section: HTMLElement, contactId: string): (
               n.pending ? `${by} · pending` : `${by} · ${when(n.created_at)}`);
     });
     status.hidden = all.length > 0;
-    setText(status, loaded ? "No notes yet." : "Loading notes…");
+    setText(status, loaded ? "No notes yet."
+      : failed ? "The notes could not be loaded: trying again when back online."
+      : "Loading notes…");
   };
 
-  app.loadNotes(contactId).catch((error: unknown) => {
-    if (app.snapshot.status === "live") notify(`Could not load the notes: ${describe(error)}`);
+  // Loaded once; a load that failed (offline, a cut) is tried again when back live.
+  let failed = false;
+  const load = (): void => {
+    app.loadNotes(contactId).catch((error: unknown) => {
+      failed = true;
+      render();
+      if (app.snapshot.status === "live") notify(`Could not load the notes: ${describe(error)}`);
+    });
+  };
+  const stopRetry = app.on("status", () => {
+    if (failed && app.snapshot.status === "live") {
+      failed = false;
+      load();
+    }
   });
+  load();
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -64,7 +79,10 @@ export function mountNotes(app: App, section: HTMLElement, contactId: string): (
   field.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
   });
-  const stop = app.on("notes", render);
+  const stopRender = app.on("notes", render);
   render();
-  return stop;
+  return () => {
+    stopRender();
+    stopRetry();
+  };
 }

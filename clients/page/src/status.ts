@@ -25,7 +25,7 @@ export function mountStatus(app: App): void {
       text = everLive ? `Catching up${queued}` : "Connecting";
     } else {
       state = "offline";
-      text = `Offline: signed out${queued}`;
+      text = `Offline · signed out${queued}`;
     }
     el.dataset.state = state;
     setText(el, text);
