@@ -15,10 +15,16 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """Replay the events after ``since`` up to and including ``to_seq`` from the store."""
+    """Replay the events after ``since`` up to and including ``to_seq`` from the store.
+
+    Compacted: first the events of ``compacted`` (seqs, in order, up to
+    ``compacted_to``), then every event after ``compacted_to``.
+    """
 
     since: int
     to_seq: int
+    compacted: list[int] | None = None
+    compacted_to: int = 0
 
     @property
     def count(self) -> int:

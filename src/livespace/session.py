@@ -66,9 +66,11 @@ class Session:
 
     # ---- open ---------------------------------------------------------------------------
 
-    async def open(self, since: int | None, epoch: str | None = None) -> None:
+    async def open(self, since: int | None, epoch: str | None = None,
+                   compact: bool = False) -> None:
         """Welcome, then the replay from the store (if ``since``), then live events.
-        ``epoch`` (with ``since``) is the log incarnation ``since`` belongs to.
+        ``epoch`` (with ``since``) is the log incarnation ``since`` belongs to; with
+        ``compact`` the replay is compacted (:meth:`_replay_compacted`).
 
         Nothing awaits between joining the room and queueing ``welcome``, so no frame can
         precede it, and none between it and going live when there is nothing to replay.
@@ -82,6 +84,11 @@ class Session:
         joined = await node.presence.join(entry)
         online = await node.presence.online(ws)
         position = None if since is None else await node.store.position(ws)
+        compacted: list[int] | None = None
+        if compact and since is not None and position is not None and isinstance(
+                resume(since, delivered=position.head, oldest=position.oldest,
+                       head=position.head, epoch=epoch, current=position.epoch), Replay):
+            compacted = await node.store.compacted_seqs(ws, since, position.head)
         self.room = room = await node.hub.attach(conn)
         head = room.head
         plan: Replay | Resync | None = None
@@ -101,6 +108,14 @@ class Session:
         }
         if isinstance(plan, Replay):
             welcome["replay"] = plan.to_json()
+            if compacted is not None and position is not None:
+                # compacted up to what both the store's head and the room's have seen;
+                # from there on, every event (live events are consecutive)
+                upto = min(plan.to_seq, position.head)
+                compacted = [seq for seq in compacted if seq <= upto]
+                welcome["replay"].update(count=len(compacted) + plan.to_seq - upto,
+                                         compacted=True)
+                plan = Replay(plan.since, plan.to_seq, compacted, upto)
         elif isinstance(plan, Resync):
             welcome["resync_required"] = True
             welcome["oldest_seq"] = plan.oldest_seq
@@ -121,7 +136,11 @@ class Session:
         mid-replay is noticed (its close stops the writer, which ends the replay)."""
         started = time.monotonic()
         try:
-            await self._replay(plan.since, plan.to_seq)
+            since = plan.since
+            if plan.compacted is not None:
+                await self._replay_compacted(plan.compacted)
+                since = plan.compacted_to
+            await self._replay(since, plan.to_seq)
             self.node.metrics.replay.observe(time.monotonic() - started)
         except Exception:
             log.exception("replay failed on connection %s", self.conn.id)
@@ -161,6 +180,29 @@ class Session:
                 if not conn.first_seq:
                     conn.first_seq = event.seq
                 cursor = conn.last_seq = event.seq
+                conn.session.events_delivered += 1
+                conn.push(dumpb(event.frame()), durable=True)
+                self.node.metrics.replayed.inc()
+
+    async def _replay_compacted(self, seqs: list[int]) -> None:
+        """Push the events of a compacted replay (their seqs chosen when the welcome was
+        sent), in pages, each one when the outbox has room. An event gone from the store
+        meanwhile (a cleanup) closes with 4009, as in :meth:`_replay`."""
+        conn, store = self.conn, self.node.store
+        for start in range(0, len(seqs), REPLAY_PAGE):
+            wanted = seqs[start:start + REPLAY_PAGE]
+            page = await store.events_at(conn.workspace_id, wanted)
+            if [event.seq for event in page] != wanted:
+                log.info("connection %s: events expired during its compacted replay", conn.id)
+                conn.close(Close.TOO_SLOW, "events expired during replay: reconnect with since")
+                return
+            for event in page:
+                await conn.room()
+                if self._gone():
+                    return
+                if not conn.first_seq:
+                    conn.first_seq = event.seq
+                conn.last_seq = event.seq
                 conn.session.events_delivered += 1
                 conn.push(dumpb(event.frame()), durable=True)
                 self.node.metrics.replayed.inc()

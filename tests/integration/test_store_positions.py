@@ -116,3 +116,25 @@ async def test_a_copy_of_a_postgres_database_has_new_epochs(pg_url: str) -> None
     finally:
         await copy.close()
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_migration_0002_compaction_fills_each_contacts_latest_seq(store: Store) -> None:
+    """The backfill of an existing database gives each contact the seq of its latest
+    event, as the batch writes it from then on."""
+    from livespace.store.migrate import available
+
+    ws = (await store.create_workspace("Acme", "alice")).id
+    a = (await store.apply(ws, ALICE, CreateContact("a"), None)).entity["id"]
+    b = (await store.apply(ws, ALICE, CreateContact("b"), None)).entity["id"]
+    await store.apply(ws, ALICE, UpdateContact(a, {"company": "x"}), None)
+    await store.apply(ws, ALICE, AddNote(b, "note"), None)
+    written = await store.compacted_seqs(ws, 0, 4)
+    assert written == [2, 3, 4]
+    db = store.db  # type: ignore[attr-defined]
+    backfill = next(sql for version, sql in available(db.dialect)
+                    if version == "0002_compaction")
+    update = next(s for s in backfill.split(";") if "UPDATE contacts" in s)
+    await db.execute("UPDATE contacts SET seq = 0")
+    assert await store.compacted_seqs(ws, 0, 4) == [4]
+    await db.execute(update)
+    assert await store.compacted_seqs(ws, 0, 4) == written

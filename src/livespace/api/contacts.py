@@ -130,9 +130,12 @@ async def events(
     since: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     epoch: Annotated[str | None, Query(max_length=200)] = None,
+    compact: bool = False,
 ) -> dict[str, Any]:
     """`since` older than retention or above the head, or an `epoch` that is no longer
-    the log's: 410 `resync_required`."""
+    the log's: 410 `resync_required`. With `compact=1`, each contact changed after
+    `since` once, as its latest event, and every note event (page on with the last
+    event's `seq`)."""
     await node.service.role(workspace_id, me.user_id)
     position = await node.store.position(workspace_id)
     if position is None:
@@ -143,8 +146,14 @@ async def events(
         raise Problem(Error.RESYNC_REQUIRED, "since is outside the kept log: resync",
                       details={"oldest_seq": oldest, "head_seq": head,
                                "epoch": position.epoch})
-    rows = await node.store.events_after(workspace_id, since, limit)
-    has_more = bool(rows) and rows[-1].seq < head
+    if compact:
+        seqs = await node.store.compacted_seqs(workspace_id, since, head, limit + 1)
+        rows = await node.store.events_at(workspace_id, seqs[:limit])
+        has_more = len(seqs) > limit
+    else:
+        rows = await node.store.events_after(workspace_id, since, limit)
+        has_more = bool(rows) and rows[-1].seq < head
     cursor = await node.store.cursor(workspace_id, me.user_id)
     return {"events": [e.frame() for e in rows], "head_seq": head, "has_more": has_more,
-            "oldest_seq": oldest, "cursor": cursor, "epoch": position.epoch}
+            "oldest_seq": oldest, "cursor": cursor, "epoch": position.epoch,
+            "compacted": compact}

@@ -138,7 +138,8 @@ async def _serve(websocket: WebSocket, node: Node, principal: Principal, workspa
         # the session row is written by the periodic flush (within LIVESPACE_SESSION_FLUSH_S)
         # and on close: not on the handshake's path
         query = websocket.query_params
-        await session.open(_since(query.get("since")), query.get("epoch") or None)
+        await session.open(_since(query.get("since")), query.get("epoch") or None,
+                           query.get("compact") == "1")
         await _recheck_membership(node, conn)
         while True:
             message = await websocket.receive()

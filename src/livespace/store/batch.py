@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from livespace.store.compaction import CONTACT_EVENTS
 from livespace.store.db import Queries
 from livespace.store.domain import Contact, Plan, RefKey, Request
 from livespace.store.model import Committed
@@ -56,13 +57,13 @@ def _placeholders(first: int, count: int) -> str:
 
 _CONTACT_COLUMNS = (
     "workspace_id, id, name, email, phone, company, tags, fields, version, field_versions,"
-    " updated_at, deleted_at"
+    " updated_at, deleted_at, seq"
 )
 _INSERT_CONTACT = "INSERT INTO contacts (" + _CONTACT_COLUMNS + ", created_at, created_by)"
 _UPDATE_CONTACT = (
     "UPDATE contacts SET name = $3, email = $4, phone = $5, company = $6, tags = $7,"
-    " fields = $8, version = $9, field_versions = $10, updated_at = $11, deleted_at = $12"
-    " WHERE workspace_id = $1 AND id = $2"
+    " fields = $8, version = $9, field_versions = $10, updated_at = $11, deleted_at = $12,"
+    " seq = $13 WHERE workspace_id = $1 AND id = $2"
 )
 _INSERT_NOTE = (
     "INSERT INTO notes (workspace_id, id, contact_id, body, author_id, author_name,"
@@ -81,7 +82,7 @@ _REF_CONFLICT = (
 
 
 #: Column types of the rows written in bulk (PostgreSQL reads them from typed arrays).
-_CONTACT_TYPES = ("text",) * 8 + ("integer", "text", "text", "text")
+_CONTACT_TYPES = ("text",) * 8 + ("integer", "text", "text", "text", "bigint")
 _INSERT_CONTACT_TYPES = (*_CONTACT_TYPES, "text", "text")
 _NOTE_TYPES = ("text",) * 7
 _EVENT_TYPES = ("text", "bigint", *("text",) * 6)
@@ -111,7 +112,8 @@ def _pg_writes_sql(parts: tuple[str, ...]) -> str:
                 "UPDATE contacts AS c SET name = u.name, email = u.email, phone = u.phone,"
                 " company = u.company, tags = u.tags, fields = u.fields, version = u.version,"
                 " field_versions = u.field_versions, updated_at = u.updated_at,"
-                " deleted_at = u.deleted_at FROM " + rows + " AS u(" + _CONTACT_COLUMNS + ")"
+                " deleted_at = u.deleted_at, seq = u.seq"
+                " FROM " + rows + " AS u(" + _CONTACT_COLUMNS + ")"
                 ' WHERE c.workspace_id = u.workspace_id AND c.id = u.id COLLATE "C"'
             )
         else:
@@ -219,11 +221,13 @@ async def write_plan(tx: Queries, workspace_id: str, plan: Plan, *, postgres: bo
     round trips) a multi-row statement or two per table."""
     inserts: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []
+    # each contact's latest event, for compacted replay (store/compaction.py)
+    latest = {e.data["id"]: e.seq for e in plan.events if e.type in CONTACT_EVENTS}
     for c in plan.contacts.values():
         e = c.entity
         row = (workspace_id, e["id"], e["name"], e["email"], e["phone"], e["company"],
                json_text(e["tags"]), json_text(e["fields"]), e["version"],
-               json_text(c.field_versions), e["updated_at"], c.deleted_at)
+               json_text(c.field_versions), e["updated_at"], c.deleted_at, latest[e["id"]])
         if c.stored:
             updates.append(row)
         else:

@@ -250,6 +250,12 @@ class Store(Protocol):
     async def renew_epoch(self, workspace_id: str | None = None) -> int:
         """Give one workspace (every one, with None) a new random epoch, so that clients
         holding the old one resync; returns how many changed."""
+    async def compacted_seqs(self, workspace_id: str, since: int, upto: int,
+                             limit: int | None = None) -> list[int]:
+        """The seqs of a compacted replay of ``(since, upto]``, in order: each contact's
+        latest event when it is in that range, and every other (note) event."""
+    async def events_at(self, workspace_id: str, seqs: list[int]) -> list[Event]:
+        """The events with these seqs still kept, in seq order."""
     async def head_seq(self, workspace_id: str) -> int: ...
     async def oldest_seq(self, workspace_id: str) -> int: ...
     async def events_after(self, workspace_id: str, since: int, limit: int) -> list[Event]: ...

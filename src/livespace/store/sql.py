@@ -9,6 +9,7 @@ per-dialect migrations (``session_durations``). By concern:
 - :mod:`.log`: the event log and its group commit (the SQL of a batch in :mod:`.batch`);
 - :mod:`.workspaces`: workspaces, members, contacts and notes;
 - :mod:`.positions`: epochs, log positions, lists as one consistent read;
+- :mod:`.compaction`: compacted replay (each contact's latest event, every note event);
 - :mod:`.analytics`: delivery receipts, sessions, figures;
 - :mod:`.notes`: collaborative notes' documents (updates, snapshots).
 """
@@ -16,6 +17,7 @@ per-dialect migrations (``session_durations``). By concern:
 from __future__ import annotations
 
 from livespace.store.analytics import Analytics
+from livespace.store.compaction import Compaction
 from livespace.store.log import EventLog
 from livespace.store.migrate import migrate
 from livespace.store.notes import NoteDocs
@@ -23,7 +25,7 @@ from livespace.store.positions import Positions
 from livespace.store.workspaces import Workspaces
 
 
-class SqlStore(EventLog, Workspaces, Positions, Analytics, NoteDocs):
+class SqlStore(EventLog, Workspaces, Positions, Compaction, Analytics, NoteDocs):
     """:class:`~livespace.store.model.Store` over SQLite or PostgreSQL (see the contract
     there). Keeps no durable state of its own besides the :class:`Db` (only the queues
     of mutations waiting for their workspace's committer): several instances, in one
