@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from livespace import __version__
-from livespace.api import analytics, contacts, health, notes, page, socket, workspaces
+from livespace.api import analytics, contacts, health, notes, page, socket, stream, workspaces
 from livespace.api.deps import install_error_handlers
 from livespace.config import ConfigError, Settings
 from livespace.node import Node
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, workspaces, contacts, analytics, socket, notes, page):
+    for module in (health, workspaces, contacts, stream, analytics, socket, notes, page):
         app.include_router(module.router)
     return app
 

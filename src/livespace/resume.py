@@ -28,11 +28,18 @@ class Replay:
 
     @property
     def count(self) -> int:
-        return max(0, self.to_seq - self.since)
+        """The events the replay sends up to ``to_seq``."""
+        if self.compacted is None:
+            return max(0, self.to_seq - self.since)
+        return len(self.compacted) + self.to_seq - self.compacted_to
 
     def to_json(self) -> dict[str, Any]:
         """``welcome.replay``: ``count`` 0 (``from_seq`` past ``to_seq``) when at head."""
-        return {"from_seq": self.since + 1, "to_seq": self.to_seq, "count": self.count}
+        out: dict[str, Any] = {"from_seq": self.since + 1, "to_seq": self.to_seq,
+                               "count": self.count}
+        if self.compacted is not None:
+            out["compacted"] = True
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,14 @@ class Resync:
     """``since`` cannot be served exactly: the client reloads state, then follows live."""
 
     oldest_seq: int
+
+
+def compacted(plan: Replay, seqs: list[int], store_head: int) -> Replay:
+    """``plan`` compacted: the ``seqs`` of a compacted replay of ``(since, store_head]``
+    (read before the room's head was), up to what both heads have seen, then every
+    event after that (live events are consecutive)."""
+    upto = min(plan.to_seq, store_head)
+    return Replay(plan.since, plan.to_seq, [seq for seq in seqs if seq <= upto], upto)
 
 
 def resume(since: int, *, delivered: int, head: int, oldest: int,

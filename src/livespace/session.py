@@ -17,16 +17,17 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from livespace import protocol as p
+from livespace import replay
 from livespace.auth import AuthError
 from livespace.codes import Close, Error, Problem
 from livespace.commands import AddNote, CreateContact, DeleteContact, Mutation, UpdateContact
 from livespace.connection import Connection
-from livespace.hub import REPLAY_PAGE, Room
+from livespace.hub import Room
 from livespace.limits import Abuse, TokenBucket
 from livespace.liveness import entry_of
 from livespace.outage import is_outage, unavailable
-from livespace.protocol import FrameError, dumpb
-from livespace.resume import Replay, Resync, resume
+from livespace.protocol import FrameError
+from livespace.resume import Replay, Resync, compacted, resume
 from livespace.times import now_iso
 from livespace.validation import invalid
 
@@ -84,11 +85,9 @@ class Session:
         joined = await node.presence.join(entry)
         online = await node.presence.online(ws)
         position = None if since is None else await node.store.position(ws)
-        compacted: list[int] | None = None
-        if compact and since is not None and position is not None and isinstance(
-                resume(since, delivered=position.head, oldest=position.oldest,
-                       head=position.head, epoch=epoch, current=position.epoch), Replay):
-            compacted = await node.store.compacted_seqs(ws, since, position.head)
+        seqs = None
+        if compact and since is not None and position is not None:
+            seqs = await replay.compacted_seqs(node.store, ws, since, position, epoch)
         self.room = room = await node.hub.attach(conn)
         head = room.head
         plan: Replay | Resync | None = None
@@ -107,15 +106,9 @@ class Session:
             "heartbeat_s": node.settings.heartbeat_s,
         }
         if isinstance(plan, Replay):
+            if seqs is not None and position is not None:
+                plan = compacted(plan, seqs, position.head)
             welcome["replay"] = plan.to_json()
-            if compacted is not None and position is not None:
-                # compacted up to what both the store's head and the room's have seen;
-                # from there on, every event (live events are consecutive)
-                upto = min(plan.to_seq, position.head)
-                compacted = [seq for seq in compacted if seq <= upto]
-                welcome["replay"].update(count=len(compacted) + plan.to_seq - upto,
-                                         compacted=True)
-                plan = Replay(plan.since, plan.to_seq, compacted, upto)
         elif isinstance(plan, Resync):
             welcome["resync_required"] = True
             welcome["oldest_seq"] = plan.oldest_seq
@@ -131,84 +124,16 @@ class Session:
             node.spawn(self._resume(plan))
 
     async def _resume(self, plan: Replay) -> None:
-        """The replay, then live. It runs beside the socket's reading, so that pings,
-        receipts and mutations are answered meanwhile and a client that goes away
-        mid-replay is noticed (its close stops the writer, which ends the replay)."""
-        started = time.monotonic()
+        """The replay, then live (:mod:`livespace.replay`). It runs beside the socket's
+        reading, so that pings, receipts and mutations are answered meanwhile and a
+        client that goes away mid-replay is noticed (its close stops the writer, which
+        ends the replay)."""
+        assert self.room is not None
         try:
-            since = plan.since
-            if plan.compacted is not None:
-                await self._replay_compacted(plan.compacted)
-                since = plan.compacted_to
-            await self._replay(since, plan.to_seq)
-            self.node.metrics.replay.observe(time.monotonic() - started)
+            await replay.run(self.conn, self.node.store, self.room, plan, self.node.metrics)
         except Exception:
             log.exception("replay failed on connection %s", self.conn.id)
             self.conn.close(Close.RESTARTING, "replay failed: reconnect with since")
-
-    async def _replay(self, since: int, to_seq: int) -> None:
-        """Push the events after ``since`` from the store, in pages, each one when the
-        outbox has room (bounded memory, whatever the log's length), until caught up
-        with the room; then go live in the same step, so that the next event the room
-        delivers is the next one this connection needs.
-
-        Until then the room's deliveries to this connection are dropped: every event the
-        room delivered is in the store, and the replay reads on to the room's head, past
-        ``to_seq`` if it moved meanwhile. An event missing from the store (deleted by a
-        cleanup since the welcome) closes with 4009: the client reconnects with
-        ``since`` and is told ``resync_required``.
-        """
-        conn, store, room = self.conn, self.node.store, self.room
-        assert room is not None
-        cursor = conn.last_seq = since
-        while not self._gone():
-            target = max(to_seq, room.head)
-            if cursor >= target:
-                conn.live = True  # nothing awaited since room.head was read
-                return
-            page = await store.events_after(conn.workspace_id, cursor,
-                                            min(REPLAY_PAGE, target - cursor))
-            if not page or page[0].seq != cursor + 1:
-                log.info("connection %s: events after %d expired during its replay",
-                         conn.id, cursor)
-                conn.close(Close.TOO_SLOW, "events expired during replay: reconnect with since")
-                return
-            for event in page:
-                await conn.room()
-                if self._gone() or event.seq != cursor + 1:
-                    break  # closed, or a hole: the next page read tells which
-                if not conn.first_seq:
-                    conn.first_seq = event.seq
-                cursor = conn.last_seq = event.seq
-                conn.session.events_delivered += 1
-                conn.push(dumpb(event.frame()), durable=True)
-                self.node.metrics.replayed.inc()
-
-    async def _replay_compacted(self, seqs: list[int]) -> None:
-        """Push the events of a compacted replay (their seqs chosen when the welcome was
-        sent), in pages, each one when the outbox has room. An event gone from the store
-        meanwhile (a cleanup) closes with 4009, as in :meth:`_replay`."""
-        conn, store = self.conn, self.node.store
-        for start in range(0, len(seqs), REPLAY_PAGE):
-            wanted = seqs[start:start + REPLAY_PAGE]
-            page = await store.events_at(conn.workspace_id, wanted)
-            if [event.seq for event in page] != wanted:
-                log.info("connection %s: events expired during its compacted replay", conn.id)
-                conn.close(Close.TOO_SLOW, "events expired during replay: reconnect with since")
-                return
-            for event in page:
-                await conn.room()
-                if self._gone():
-                    return
-                if not conn.first_seq:
-                    conn.first_seq = event.seq
-                conn.last_seq = event.seq
-                conn.session.events_delivered += 1
-                conn.push(dumpb(event.frame()), durable=True)
-                self.node.metrics.replayed.inc()
-
-    def _gone(self) -> bool:
-        return self.conn.close_code is not None or self.conn.closed.is_set()
 
     # ---- token lifetime -----------------------------------------------------------------
 
