@@ -51,17 +51,6 @@ const enc = encodeURIComponent;
  * the upserts by version drop what a later page already had.
  */
 export async function loadContacts(http: Http, workspace: string, token: string, pageSize = 1000): Promise<ContactList> {
-  const list = await loadPages(http, workspace, token, pageSize);
-  if (list.seq === undefined) return loadWithHead(http, workspace, token, pageSize);
-  return list as ContactList;
-}
-
-async function loadPages(
-  http: Http,
-  workspace: string,
-  token: string,
-  pageSize: number,
-): Promise<{ contacts: Contact[]; seq: number | undefined; epoch: string | undefined }> {
   const contacts: Contact[] = [];
   let seq: number | undefined;
   let epoch: string | undefined;
@@ -69,32 +58,16 @@ async function loadPages(
   for (;;) {
     const query = `limit=${pageSize}${after ? `&after=${enc(after)}` : ""}`;
     const page = await getJson(http, `/api/workspaces/${enc(workspace)}/contacts?${query}`, token);
+    if (typeof page.seq !== "number") {
+      throw new LivespaceError("protocol", "the contact list carries no seq: the server predates lists with positions");
+    }
     contacts.push(...((page.contacts ?? []) as Contact[]));
-    const pageSeq = page.seq;
-    if (typeof pageSeq === "number") seq = seq === undefined ? pageSeq : Math.min(seq, pageSeq);
+    seq = seq === undefined ? page.seq : Math.min(seq, page.seq);
     if (epoch === undefined && typeof page.epoch === "string") epoch = page.epoch;
     if (typeof page.next !== "string" || !page.next) break;
     after = page.next;
   }
   return { contacts, seq, epoch };
-}
-
-/**
- * For a server whose lists carry no `seq` (before the contract's list positions): read
- * the log's head first, then the list, which reflects at least every event up to it.
- */
-async function loadWithHead(http: Http, workspace: string, token: string, pageSize: number): Promise<ContactList> {
-  let head: number;
-  try {
-    const page = await getJson(http, `/api/workspaces/${enc(workspace)}/events?since=0&limit=1`, token);
-    head = Number(page.head_seq ?? 0);
-  } catch (error) {
-    const details = (error as LivespaceError).details;
-    if (typeof details?.head_seq !== "number") throw error;
-    head = details.head_seq;
-  }
-  const list = await loadPages(http, workspace, token, pageSize);
-  return { contacts: list.contacts, seq: head, epoch: list.epoch };
 }
 
 /** The online users of a workspace (when `welcome.presence` was truncated). */

@@ -115,3 +115,32 @@ test("a mutation error rejects with the server's code", async () => {
   assert.equal(frank.getSnapshot().pending.length, 0);
   frank.close();
 });
+
+test("typing, presence and broadcasts reach the others", async () => {
+  const ws = await server.workspace("gina", "hank", "ivy");
+  const gina = client(ws, "gina");
+  const hank = client(ws, "hank");
+  const ivy = client(ws, "ivy");
+  await Promise.all([gina.connect(), hank.connect(), ivy.connect()]);
+  const contact = await gina.createContact({ name: "Target" });
+  await until(() => hank.presence.has("gina") && hank.presence.has("ivy"), "everyone online at hank");
+
+  hank.setTyping(contact.id, true);
+  await until(() => gina.getSnapshot().typing.get(contact.id)?.includes("hank"), "hank typing at gina");
+  hank.setTyping(contact.id, false);
+  await until(() => !gina.getSnapshot().typing.has(contact.id), "hank stopped typing");
+
+  await hank.setPresence({ status: "busy", viewing: contact.id });
+  await until(() => gina.presence.get("hank")?.viewing === contact.id, "hank viewing at gina");
+  assert.equal(gina.getSnapshot().presence.get("hank")?.status, "busy");
+
+  const atGina: unknown[] = [];
+  const atIvy: unknown[] = [];
+  gina.on("broadcast", (b) => atGina.push(b.payload));
+  ivy.on("broadcast", (b) => atIvy.push(b.payload));
+  await hank.broadcast("cursor", { x: 1 });
+  await until(() => atGina.length === 1 && atIvy.length === 1, "the broadcasts");
+  assert.deepEqual(atGina, [{ x: 1 }]);
+  for (const c of [gina, hank, ivy]) c.close();
+  await assert.rejects(hank.broadcast("late", {}), (e: { code?: string }) => e.code === "offline");
+});
