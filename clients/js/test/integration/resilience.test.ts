@@ -106,7 +106,7 @@ test("every durable event reaches the application once, in order, through kills,
 test("a token about to expire is refreshed on the open socket, without a reconnect", async () => {
   const ws = await server.workspace("alice", "carol");
   let calls = 0;
-  const refreshed = client(ws, "alice", "direct", { token: () => (calls++, server.token("alice", 3)) });
+  const refreshed = client(ws, "alice", "direct", { token: () => (calls++, server.token("alice", 2)) });
   const statuses: string[] = [];
   let welcomes = 0;
   let refreshes = 0;
@@ -116,7 +116,7 @@ test("a token about to expire is refreshed on the open socket, without a reconne
   // the same user with a fixed short token: the server closes it with 4010, and it stops
   const fixed = client(ws, "carol", "direct", { token: server.token("carol", 2) });
   await Promise.all([refreshed.connect(), fixed.connect()]);
-  await sleep(5_000);
+  await sleep(4_000); // two lifetimes of its tokens
   assert.equal(refreshed.status, "live");
   assert.deepEqual(statuses, ["connecting", "live"], "never left live");
   assert.equal(welcomes, 1, "one connection all along");
