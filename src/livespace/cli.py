@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,46 +106,20 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_workspace_create(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        async with _migrated_store(Settings.from_env()) as store:
-            workspace = await store.create_workspace(args.name, args.owner)
-        _print_json(workspace.to_json())
+def _on_store(body: Callable[[Store, argparse.Namespace], Awaitable[Any]]) -> Command:
+    """A command that runs ``body`` on the environment's store (migrated first) and
+    prints what it returns as JSON."""
+
+    @functools.wraps(body)
+    def command(args: argparse.Namespace) -> int:
+        async def go() -> Any:
+            async with _migrated_store(Settings.from_env()) as store:
+                return await body(store, args)
+
+        _print_json(_run(go()))
         return 0
 
-    return _run(go())
-
-
-def cmd_member_add(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        async with _migrated_store(Settings.from_env()) as store:
-            await _existing(store, args.workspace)
-            member = await store.set_member(args.workspace, args.user, args.role)
-        _print_json(member.to_json())
-        return 0
-
-    return _run(go())
-
-
-def cmd_member_remove(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        async with _migrated_store(Settings.from_env()) as store:
-            await _existing(store, args.workspace)
-            removed = await store.remove_member(args.workspace, args.user)
-        if not removed:
-            raise Problem(
-                Error.NOT_FOUND, f"{args.user} is not a member of workspace {args.workspace}"
-            )
-        _print_json({"workspace_id": args.workspace, "user_id": args.user, "removed": True})
-        print(
-            "livespace: note: sockets this user has open on a running server stay open; "
-            f"use DELETE /api/workspaces/{args.workspace}/members/{args.user} "
-            "to revoke access live",
-            file=sys.stderr,
-        )
-        return 0
-
-    return _run(go())
+    return command
 
 
 async def _existing(store: Store, workspace_id: str) -> None:
@@ -152,32 +127,50 @@ async def _existing(store: Store, workspace_id: str) -> None:
         raise Problem(Error.NOT_FOUND, f"workspace {workspace_id} not found")
 
 
-def cmd_cleanup(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    days = settings.retention_days if args.retention_days is None else args.retention_days
-
-    async def go() -> int:
-        async with _migrated_store(settings) as store:
-            cutoff, counts = await cleanup(store, days)
-        deleted = {f"{kind}_deleted": n for kind, n in counts.items()}
-        _print_json({**deleted, "cutoff": cutoff, "retention_days": days})
-        return 0
-
-    return _run(go())
+@_on_store
+async def cmd_workspace_create(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+    return (await store.create_workspace(args.name, args.owner)).to_json()
 
 
-def cmd_epoch_renew(args: argparse.Namespace) -> int:
+@_on_store
+async def cmd_member_add(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+    await _existing(store, args.workspace)
+    return (await store.set_member(args.workspace, args.user, args.role)).to_json()
+
+
+@_on_store
+async def cmd_member_remove(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+    await _existing(store, args.workspace)
+    if not await store.remove_member(args.workspace, args.user):
+        raise Problem(
+            Error.NOT_FOUND, f"{args.user} is not a member of workspace {args.workspace}"
+        )
+    print(
+        "livespace: note: sockets this user has open on a running server stay open; "
+        f"use DELETE /api/workspaces/{args.workspace}/members/{args.user} "
+        "to revoke access live",
+        file=sys.stderr,
+    )
+    return {"workspace_id": args.workspace, "user_id": args.user, "removed": True}
+
+
+@_on_store
+async def cmd_cleanup(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+    days = args.retention_days
+    if days is None:
+        days = Settings.from_env().retention_days
+    cutoff, counts = await cleanup(store, days)
+    deleted = {f"{kind}_deleted": n for kind, n in counts.items()}
+    return {**deleted, "cutoff": cutoff, "retention_days": days}
+
+
+@_on_store
+async def cmd_epoch_renew(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     """After restoring a backup (or any rewrite of the log behind the servers' back):
     clients holding the old epoch are told ``resync_required`` on their next resume."""
-    async def go() -> int:
-        async with _migrated_store(Settings.from_env()) as store:
-            if args.workspace is not None:
-                await _existing(store, args.workspace)
-            renewed = await store.renew_epoch(args.workspace)
-        _print_json({"workspaces_renewed": renewed})
-        return 0
-
-    return _run(go())
+    if args.workspace is not None:
+        await _existing(store, args.workspace)
+    return {"workspaces_renewed": await store.renew_epoch(args.workspace)}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from livespace.commands import Mutation
@@ -139,19 +139,8 @@ class SessionRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "workspace_id": self.workspace_id,
-            "user_id": self.user_id,
-            "node": self.node,
-            "connected_at": self.connected_at,
-            "disconnected_at": self.disconnected_at,
-            "messages_in": self.messages_in,
-            "messages_out": self.messages_out,
-            "events_delivered": self.events_delivered,
-            "events_acked": self.events_acked,
-            "close_code": self.close_code,
-        }
+        """Every field but ``extra``, as the sessions API shows a session."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
 
 
 class Store(Protocol):

@@ -43,36 +43,43 @@ def _rowcount(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
-class _Tx:
+class _Queries:
+    """The query methods over :attr:`_on`, a pool or one connection (asyncpg gives both
+    the same ones: on a pool each call takes a connection for itself)."""
+
+    _on: asyncpg.Pool[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        return await self._on.fetchrow(sql, *args)
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Row]:
+        return list(await self._on.fetch(sql, *args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._on.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return _rowcount(await self._on.execute(sql, *args))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._on.executemany(sql, rows)  # pipelined: one round trip
+
+
+class _Tx(_Queries):
     """The query methods on the connection of one transaction."""
 
     def __init__(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
-        self.conn = conn
-
-    async def fetchone(self, sql: str, *args: Any) -> Row | None:
-        return await self.conn.fetchrow(sql, *args)
-
-    async def fetchall(self, sql: str, *args: Any) -> list[Row]:
-        return list(await self.conn.fetch(sql, *args))
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        return await self.conn.fetchval(sql, *args)
-
-    async def execute(self, sql: str, *args: Any) -> int:
-        return _rowcount(await self.conn.execute(sql, *args))
-
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self.conn.executemany(sql, rows)  # pipelined: one round trip
+        self._on = conn
 
     async def executescript(self, sql: str) -> None:
-        await self.conn.execute(sql)  # no arguments: simple protocol, many statements
+        await self._on.execute(sql)  # no arguments: simple protocol, many statements
 
 
-class PostgresDb:
+class PostgresDb(_Queries):
     """:class:`~livespace.store.db.Db` over a pool of PostgreSQL connections."""
 
     dialect = "postgres"
-    _pool: asyncpg.Pool[asyncpg.Record]
+    _on: asyncpg.Pool[asyncpg.Record]
 
     def __init__(self) -> None:
         self.identity = ""  # set by each new pooled connection (see the module's docstring)
@@ -86,7 +93,7 @@ class PostgresDb:
         # lookup then hash-joins the workspace's whole mutation_refs (seen: 100 ms at
         # 30,000 refs). Planning each execution costs ~1 ms of server CPU per batch.
         db = cls()
-        db._pool = await asyncpg.create_pool(
+        db._on = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, init=db._identify,
             server_settings={"plan_cache_mode": "force_custom_plan"})
         return db
@@ -94,39 +101,24 @@ class PostgresDb:
     async def _identify(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
         self.identity = await _identity(conn)
 
-    async def fetchone(self, sql: str, *args: Any) -> Row | None:
-        return await self._pool.fetchrow(sql, *args)
-
-    async def fetchall(self, sql: str, *args: Any) -> list[Row]:
-        return list(await self._pool.fetch(sql, *args))
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        return await self._pool.fetchval(sql, *args)
-
-    async def execute(self, sql: str, *args: Any) -> int:
-        return _rowcount(await self._pool.execute(sql, *args))
-
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self._pool.executemany(sql, rows)
-
     async def executescript(self, sql: str) -> None:
         async with self.transaction() as tx:
             await tx.executescript(sql)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Queries]:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._on.acquire() as conn, conn.transaction():
             yield _Tx(conn)
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Queries]:
-        async with self._pool.acquire() as conn, conn.transaction(
+        async with self._on.acquire() as conn, conn.transaction(
             isolation="repeatable_read", readonly=True
         ):
             yield _Tx(conn)
 
     async def close(self) -> None:
-        await self._pool.close()
+        await self._on.close()
 
 
 async def _identity(conn: asyncpg.Connection[asyncpg.Record]) -> str:
