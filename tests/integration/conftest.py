@@ -211,6 +211,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+#: For a socket test whose outcome the store's engine does not change (tokens, presence,
+#: typing, frame checks): SQLite only. The store's own contract suite, and the socket
+#: tests of what is stored, run on both engines.
+SQLITE_ONLY = pytest.mark.parametrize("engine", ["sqlite"], indirect=True, scope="module")
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -11,7 +11,7 @@ import jwt
 import pytest
 import websockets
 
-from conftest import Server, ServerFactory
+from conftest import SQLITE_ONLY, Server, ServerFactory
 from livespace.client import Client, Refused
 
 pytestmark = pytest.mark.integration
@@ -63,6 +63,7 @@ async def test_contact_change_reaches_every_member_in_seq_order(
     assert left["event"] == "leave" and left["user"]["id"] == "bob"
 
 
+@SQLITE_ONLY
 async def test_multi_tab_presence_joins_once_and_leaves_on_last_tab(
     server: Server, clients: list[Client]
 ) -> None:
@@ -89,6 +90,7 @@ async def test_multi_tab_presence_joins_once_and_leaves_on_last_tab(
     assert left["event"] == "leave" and left["user"]["id"] == "bob"
 
 
+@SQLITE_ONLY
 async def test_token_sources_and_subprotocol(server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice")
     token = server.token("alice")
@@ -100,6 +102,7 @@ async def test_token_sources_and_subprotocol(server: Server, clients: list[Clien
             assert client.ws.subprotocol == "livespace.v1"
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("case", ["none", "garbage", "wrong_key", "expired", "alg_none",
                                   "no_user", "no_exp"])
 async def test_bad_tokens_close_4001_before_any_data(server: Server, case: str) -> None:
@@ -128,6 +131,7 @@ async def test_non_members_and_unknown_workspaces_close_4003(server: Server) -> 
             assert refused.value.code == 4003
 
 
+@SQLITE_ONLY
 async def test_errors_answer_the_frame_and_keep_the_connection(
     server: Server, clients: list[Client]
 ) -> None:
@@ -179,6 +183,7 @@ async def test_errors_answer_the_frame_and_keep_the_connection(
                for f in eve.inbox)
 
 
+@SQLITE_ONLY
 async def test_frame_over_max_closes_1009(server: Server) -> None:
     ws = await server.workspace("alice")
     alice = await server.connect(ws, "alice")
@@ -186,6 +191,7 @@ async def test_frame_over_max_closes_1009(server: Server) -> None:
     assert await alice.closed() == 1009
 
 
+@SQLITE_ONLY
 async def test_typing_goes_to_others_and_expires(server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice", "bob")
     alice = await server.connect(ws, "alice")
@@ -205,6 +211,7 @@ async def test_typing_goes_to_others_and_expires(server: Server, clients: list[C
     assert not [f for f in bob1.inbox if f["type"] == "typing"]
 
 
+@SQLITE_ONLY
 async def test_broadcast_echo_and_payload_limit(server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice", "bob")
     alice = await server.connect(ws, "alice")
@@ -272,6 +279,7 @@ async def test_removed_member_is_disconnected_4003_and_downgrade_applies(
     assert time.monotonic() - started < 1.0
 
 
+@SQLITE_ONLY
 async def test_health_ready_metrics_openapi(server: Server, clients: list[Client]) -> None:
     ws = await server.workspace("alice")
     clients.append(await server.connect(ws, "alice"))
@@ -287,6 +295,7 @@ async def test_health_ready_metrics_openapi(server: Server, clients: list[Client
         assert "/api/workspaces/{workspace_id}/contacts" in spec["paths"]
 
 
+@SQLITE_ONLY
 async def test_tokens_never_reach_the_log(server: Server, clients: list[Client]) -> None:
     # a user of its own: alice's per-user HTTP budget is spent by the module's other tests
     ws = await server.workspace("tokenlog")
@@ -298,6 +307,7 @@ async def test_tokens_never_reach_the_log(server: Server, clients: list[Client])
     assert "token=" not in server.logs() or "token=***" in server.logs()
 
 
+@SQLITE_ONLY
 async def test_disallowed_origin_is_refused(servers: ServerFactory, clients: list[Client]) -> None:
     server = servers(LIVESPACE_ALLOWED_ORIGINS="https://app.example.com")
     ws = await server.workspace("alice")
