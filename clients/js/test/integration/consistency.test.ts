@@ -135,3 +135,34 @@ test("a stale epoch (a restored or renewed log) reloads the snapshot", async () 
   await server.api("bob", "POST", `/api/workspaces/${ws}/contacts`, { name: "three" });
   await until(() => reader.contacts.size === 3, "live in the new epoch");
 });
+
+test("far behind, the client catches up compacted: each changed contact once, as its latest", async () => {
+  const ws = await server.workspace("alice", "bob");
+  const ids: string[] = [];
+  for (const name of ["a", "b", "c"]) ids.push((await server.api("bob", "POST", `/api/workspaces/${ws}/contacts`, { name })).id);
+  const reader = client(ws, "alice", { url: proxy.url, compactThreshold: 20 });
+  const replays: unknown[] = [];
+  reader.on("welcome", (w) => replays.push(w.replay));
+  await reader.connect();
+  proxy.refuse(true);
+  await until(() => reader.status === "offline", "offline");
+  const writer = client(ws, "bob");
+  await writer.connect();
+  const writes: Promise<unknown>[] = [];
+  for (let i = 0; i < 10; i++) for (const id of ids) writes.push(writer.updateContact(id, { phone: String(i) }));
+  writes.push(writer.addNote(ids[0]!, "a note"));
+  await Promise.all(writes);
+  const seen: DurableEvent[] = [];
+  reader.on("event", (e) => seen.push(e));
+  proxy.refuse(false);
+  await until(() => reader.status === "live", "live again");
+  assert.equal((replays[1] as { count: number }).count, 31, "first told how far behind");
+  assert.equal((replays[2] as { compacted?: boolean }).compacted, true, "then reopened compacted");
+  assert.deepEqual(seen.map((e) => e.type).sort(), ["contact_updated", "contact_updated", "contact_updated", "note_added"]);
+  for (const e of seen.filter((x) => x.type === "contact_updated")) assert.equal(e.data.phone, "9");
+  const listed = await server.contacts("alice", ws);
+  assert.deepEqual(listed.map((c) => [c.id, c.version]).sort(), [...reader.contacts.values()].map((c) => [c.id, c.version]).sort());
+  await writer.updateContact(ids[1]!, { phone: "live" });
+  await until(() => reader.contacts.get(ids[1]!)?.phone === "live", "live events after the compacted replay");
+  assert.equal(seen.length, 5);
+});

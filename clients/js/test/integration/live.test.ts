@@ -116,7 +116,7 @@ test("a mutation error rejects with the server's code", async () => {
   frank.close();
 });
 
-test("typing, presence and broadcasts reach the others", async () => {
+test("typing, presence and broadcasts (to everyone, to one user) reach the others", async () => {
   const ws = await server.workspace("gina", "hank", "ivy");
   const gina = client(ws, "gina");
   const hank = client(ws, "hank");
@@ -139,8 +139,10 @@ test("typing, presence and broadcasts reach the others", async () => {
   gina.on("broadcast", (b) => atGina.push(b.payload));
   ivy.on("broadcast", (b) => atIvy.push(b.payload));
   await hank.broadcast("cursor", { x: 1 });
-  await until(() => atGina.length === 1 && atIvy.length === 1, "the broadcasts");
-  assert.deepEqual(atGina, [{ x: 1 }]);
+  await hank.broadcast("offer", { sdp: "v=0" }, { to: "ivy" });
+  await until(() => atGina.length === 1 && atIvy.length === 2, "the broadcasts");
+  assert.deepEqual(atGina, [{ x: 1 }], "a direct message goes to its user only");
+  assert.deepEqual(atIvy, [{ x: 1 }, { sdp: "v=0" }]);
   for (const c of [gina, hank, ivy]) c.close();
   await assert.rejects(hank.broadcast("late", {}), (e: { code?: string }) => e.code === "offline");
 });

@@ -133,12 +133,18 @@ export class Server {
     return `${header}.${payload}.${signature}`;
   }
 
+  /** A REST call as `user`; a 429 (the per-user HTTP budget) is retried after its Retry-After. */
   async api(user: string, method: string, path: string, body?: unknown): Promise<Record<string, any>> {
-    const r = await fetch(this.url + path, {
-      method,
-      headers: { Authorization: `Bearer ${this.token(user)}`, "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    let r: Response;
+    for (let attempt = 0; ; attempt++) {
+      r = await fetch(this.url + path, {
+        method,
+        headers: { Authorization: `Bearer ${this.token(user)}`, "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      if (r.status !== 429 || attempt === 20) break;
+      await sleep(Math.max(50, Number(r.headers.get("retry-after") ?? 0.1) * 1000));
+    }
     const json = (await r.json()) as Record<string, any>;
     if (!r.ok) throw Object.assign(new Error(`${method} ${path}: ${r.status} ${JSON.stringify(json)}`), { status: r.status });
     return json;
