@@ -57,5 +57,13 @@ class UpdateNote:
     body: str
 
 
+@dataclass(frozen=True, slots=True)
+class ImportContacts:
+    """Many contacts at once, all or nothing: one ``contact_created`` (and one ``seq``)
+    each, in one transaction."""
+
+    contacts: tuple[CreateContact, ...]
+
+
 #: A change to a workspace's contacts and notes: it takes the next ``seq``.
-Mutation = CreateContact | UpdateContact | DeleteContact | AddNote | UpdateNote
+Mutation = CreateContact | UpdateContact | DeleteContact | AddNote | UpdateNote | ImportContacts

@@ -18,6 +18,7 @@ from livespace.commands import (
     AddNote,
     CreateContact,
     DeleteContact,
+    ImportContacts,
     Mutation,
     UpdateContact,
 )
@@ -44,6 +45,8 @@ MAX_REF = 64
 MAX_EVENT_NAME = 64
 MAX_BROADCAST_PAYLOAD = 16 * 1024
 MAX_BATCH = 100
+#: Contacts in one ``POST .../contacts/import``.
+MAX_IMPORT = 1000
 
 STATUSES = ("online", "away", "busy", "in_call")
 
@@ -112,6 +115,28 @@ def _create_contact(data: dict[str, Any]) -> CreateContact:
         tags=tuple(f["tags"]),
         fields=f["fields"],
     )
+
+
+def import_contacts(data: Any) -> ImportContacts:
+    """``{"contacts": [...]}`` of ``POST .../contacts/import``: 1-:data:`MAX_IMPORT`
+    contacts, each valid as for ``contact_created``; the first invalid one is named by
+    its index (``details.index``, and ``details.field`` within it)."""
+    if not isinstance(data, dict):
+        raise invalid("body", "must be a JSON object")
+    only(data, ("contacts",), "body")
+    items = required(data, "contacts")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_IMPORT:
+        raise invalid("contacts", f"must be a list of 1-{MAX_IMPORT} contacts")
+    contacts: list[CreateContact] = []
+    for index, item in enumerate(items):
+        try:
+            check_json_value(item, "")
+            contacts.append(_create_contact(as_object(item, "contact")))
+        except Problem as problem:
+            details = problem.details if isinstance(problem.details, dict) else {}
+            raise Problem(problem.code, f"contacts[{index}]: {problem.message}",
+                          details={**details, "index": index}) from None
+    return ImportContacts(tuple(contacts))
 
 
 def _update_contact(data: dict[str, Any]) -> UpdateContact:

@@ -8,9 +8,14 @@ from fastapi import APIRouter, Header, Query
 
 from livespace import protocol as p
 from livespace import validation as v
-from livespace.api.deps import Caller, JsonBody, NodeDep
+from livespace.api.deps import Caller, ImportBody, JsonBody, NodeDep
 from livespace.codes import Error, Problem
-from livespace.commands import AddNote, CreateContact, DeleteContact, UpdateContact
+from livespace.commands import (
+    AddNote,
+    CreateContact,
+    DeleteContact,
+    UpdateContact,
+)
 from livespace.resume import Resync, resume
 from livespace.store import Committed
 
@@ -62,6 +67,18 @@ async def create_contact(workspace_id: str, node: NodeDep, me: Caller, body: Jso
     mutation = p.validate("contact_created", _data(body))
     assert isinstance(mutation, CreateContact)
     return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
+
+
+@router.post("/contacts/import", status_code=201,
+             summary="Create up to 1,000 contacts, all or nothing (one contact_created each)")
+async def import_contacts(workspace_id: str, node: NodeDep, me: Caller, body: ImportBody,
+                          key: IdempotencyKey = None) -> dict[str, Any]:
+    """Body `{"contacts": [contact, ...]}` (1-1,000, each as for `POST .../contacts`). One
+    transaction: every contact is created, with consecutive seqs, or none is; the first
+    invalid one is named by its index (422, `details.index`)."""
+    mutation = p.import_contacts(body)
+    committed = await node.service.mutate(workspace_id, me, mutation, _ref(key))
+    return {**committed.entity, "seq": committed.seq}
 
 
 @router.get("/contacts/{contact_id}", summary="One contact (tombstones with include_deleted)")

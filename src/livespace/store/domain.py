@@ -20,6 +20,7 @@ from livespace.commands import (
     AddNote,
     CreateContact,
     DeleteContact,
+    ImportContacts,
     Mutation,
     UpdateContact,
     UpdateNote,
@@ -125,6 +126,13 @@ def plan(
         if ref is not None and (actor.id, ref) in seen:
             out.results.append(seen[(actor.id, ref)])
             continue
+        if isinstance(mutation, ImportContacts):
+            imported = import_contacts(out, state, workspace_id, actor, mutation, now, new_id)
+            out.results.append(imported)
+            if ref is not None:
+                seen[(actor.id, ref)] = Committed(imported.seq, imported.entity, None)
+                out.refs.append((actor.id, ref, imported.seq, imported.entity))
+            continue
         try:
             if isinstance(mutation, UpdateNote):
                 body = update_note(note_state, mutation, now)
@@ -182,6 +190,28 @@ def change(
             return "note_added", note, note, note
         case UpdateNote():
             raise TypeError("UpdateNote is planned by update_note")
+        case ImportContacts():
+            raise TypeError("ImportContacts is planned by import_contacts")
+
+
+def import_contacts(
+    out: Plan, state: dict[str, Contact], workspace_id: str, actor: Actor, m: ImportContacts,
+    now: str, new_id: Callable[[], str],
+) -> Committed:
+    """Create every contact of ``m`` in ``out``, one ``contact_created`` each (creates
+    cannot fail once validated: all or nothing is the batch's transaction). The result's
+    entity is ``{"contacts": [contact with its seq, ...]}``, its seq the last one's."""
+    created: list[dict[str, Any]] = []
+    event: Event | None = None
+    for item in m.contacts:
+        contact = create_contact(workspace_id, actor, item, now, new_id())
+        state[contact.entity["id"]] = out.contacts[contact.entity["id"]] = contact
+        out.head += 1
+        event = Event(workspace_id, out.head, new_id(), "contact_created",
+                      Actor(actor.id, actor.name), now, contact.entity)
+        out.events.append(event)
+        created.append({**contact.entity, "seq": out.head})
+    return Committed(out.head, {"contacts": created}, event)
 
 
 def _live(contacts: dict[str, Contact], contact_id: str) -> Contact:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from livespace.codes import Problem
-from livespace.commands import REF_LIFETIME, Mutation
+from livespace.commands import REF_LIFETIME, ImportContacts, Mutation
 from livespace.store.batch import known_refs, live_contacts, new_id, write_plan
 from livespace.store.db import Db
 from livespace.store.domain import Plan, Request, not_found, referenced_contacts, referenced_notes
@@ -93,14 +93,19 @@ class EventLog:
         self, workspace_id: str, queue: deque[tuple[Request, asyncio.Future[Committed]]]
     ) -> None:
         """The workspace's committer: batches of up to :attr:`batch_max` queued
-        mutations, FIFO, one transaction each, until the queue is empty."""
+        mutations, FIFO, one transaction each, until the queue is empty. An import
+        counts as one mutation per contact (and is never split)."""
         try:
             while queue:
                 batch: list[tuple[Request, asyncio.Future[Committed]]] = []
-                while queue and len(batch) < self.batch_max:
+                weight = 0
+                while queue and weight < self.batch_max:
                     item = queue.popleft()
                     if not item[1].cancelled():  # its caller is gone: not applied
                         batch.append(item)
+                        mutation = item[0].mutation
+                        weight += (len(mutation.contacts)
+                                   if isinstance(mutation, ImportContacts) else 1)
                 if batch:
                     await self._commit_batch(workspace_id, batch)
         finally:
