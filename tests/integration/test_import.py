@@ -65,8 +65,9 @@ async def test_an_invalid_item_is_named_and_nothing_is_created(server: Server) -
         error = r.json()["error"]
         assert error["code"] == "validation_failed" and error["details"]["index"] == 3
         assert error["details"]["field"] == "email" and "contacts[3]" in error["message"]
-        for body in ({"contacts": []}, {"contacts": people(1001)}, {"contacts": "x"},
-                     {"people": []}, [1], {"contacts": [{"name": "ok"}, 5]}):
+        bodies: list[Any] = [{"contacts": []}, {"contacts": people(1001)}, {"contacts": "x"},
+                             {"people": []}, [1], {"contacts": [{"name": "ok"}, 5]}]
+        for body in bodies:
             r = await api.post(path, json=body)
             assert r.status_code == 422, (body, r.text)
     assert await head(server, ws) == 0
