@@ -12,9 +12,9 @@ import { Engine, type Settings } from "./engine.js";
 import { LivespaceError } from "./errors.js";
 import { IndexedDBStorage } from "./idb.js";
 import { MemoryStorage, Outbox } from "./outbox.js";
-import { socketBase } from "./rest.js";
+import { loadNotes, socketBase } from "./rest.js";
 import { type ClientEvents, type ClientOptions, DEFAULTS, type Snapshot } from "./surface.js";
-import type { AckFrame, Contact, MutationType, PresenceStatus, Status, User } from "./types.js";
+import type { AckFrame, Contact, MutationType, Note, PresenceStatus, Status, User } from "./types.js";
 
 /** Typing renewals are sent at most this often (the server ends typing 5 s after the last). */
 const TYPING_RENEW_MS = 2_000;
@@ -103,6 +103,12 @@ export class LivespaceClient {
     return this.engine.events.on(type, handler);
   }
 
+  /** A contact's notes, oldest first, over HTTP (notes are not kept in the client). */
+  async notes(contactId: string): Promise<Note[]> {
+    const e = this.engine;
+    return loadNotes(e.http, e.workspace, contactId, await e.token());
+  }
+
   // ---- lifecycle --------------------------------------------------------------------------
 
   /** Resolves once live (snapshot loaded, socket open, replay done); rejects if it stops. */
@@ -145,8 +151,8 @@ export class LivespaceClient {
     return (await this.mutate("contact_deleted", { id })).data as unknown as Contact;
   }
 
-  async addNote(contactId: string, body: string): Promise<Record<string, unknown>> {
-    return (await this.mutate("note_added", { contact_id: contactId, body })).data ?? {};
+  async addNote(contactId: string, body: string): Promise<Note> {
+    return (await this.mutate("note_added", { contact_id: contactId, body })).data as unknown as Note;
   }
 
   /** Forget a conflict the application has dealt with. */

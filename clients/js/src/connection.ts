@@ -135,16 +135,19 @@ export class Connection {
     return true;
   }
 
-  /** A delivery receipt (`ack {seq}`), at most one a second. */
-  receipt(seq: number): void {
+  /**
+   * A delivery receipt (`ack {seq}`: the server's per-user cursor and delivery analytics),
+   * at most one per `interval` ms (each is a write on the server); 0: none.
+   */
+  receipt(seq: number, interval: number): void {
     this.receiptSeq = seq;
-    if (this.receiptTimer !== undefined) return;
+    if (this.receiptTimer !== undefined || interval <= 0) return;
     this.send({ type: "ack", data: { seq } });
     const sent = seq;
     this.receiptTimer = setTimeout(() => {
       this.receiptTimer = undefined;
-      if (this.receiptSeq > sent) this.receipt(this.receiptSeq);
-    }, 1_000);
+      if (this.receiptSeq > sent) this.receipt(this.receiptSeq, interval);
+    }, interval);
   }
 
   close(code: number, reason: string): void {

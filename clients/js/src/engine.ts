@@ -67,6 +67,14 @@ export class Engine {
     this.outbox = w.outbox;
   }
 
+  get http(): Http {
+    return this.w.http;
+  }
+
+  get workspace(): string {
+    return this.w.settings.workspace;
+  }
+
   get status() {
     return statusOf(this.machine.phase);
   }
@@ -138,6 +146,11 @@ export class Engine {
     }
   }
 
+  /** The token of the current connection (a new one if there is none yet). */
+  async token(): Promise<string> {
+    return this.currentToken ?? this.freshToken();
+  }
+
   private async freshToken(): Promise<string> {
     this.currentToken = await resolveToken(this.w.token);
     return this.currentToken;
@@ -204,7 +217,7 @@ export class Engine {
   private wentLive(): void {
     this.flush();
     if (this.presenceWanted) this.conn?.send({ type: "presence_update", data: this.presenceWanted });
-    this.conn?.receipt(this.replica.seq);
+    this.conn?.receipt(this.replica.seq, this.w.settings.receiptInterval);
     const waiters = this.connectWaiters;
     this.connectWaiters = [];
     for (const w of waiters) w.resolve();
@@ -282,7 +295,7 @@ export class Engine {
     this.events.emit(event.type, event);
     this.events.emit("event", event);
     if (phase === "replaying" && this.replica.seq >= this.replayTo) this.input({ type: "caught_up" });
-    else if (phase === "live") this.conn?.receipt(this.replica.seq);
+    else if (phase === "live") this.conn?.receipt(this.replica.seq, this.w.settings.receiptInterval);
   }
 
   private acked(ack: AckFrame): void {
@@ -320,7 +333,7 @@ export class Engine {
 
   private async completePresence(): Promise<void> {
     try {
-      const users = await loadUsers(this.w.http, this.w.settings.workspace, this.currentToken ?? (await this.freshToken()));
+      const users = await loadUsers(this.w.http, this.w.settings.workspace, await this.token());
       this.replica.addPresence(users);
       this.view.touch("presence");
       this.changed();

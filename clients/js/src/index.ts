@@ -10,5 +10,5 @@ export { DEFAULTS } from "./surface.js";
 export type { TokenSource } from "./token.js";
 export type {
   AckFrame, BroadcastFrame, Conflict, Contact, DurableEvent, DurableType, ErrorFrame, Frame,
-  MutationType, PendingMutation, PresenceFrame, PresenceStatus, Status, TypingFrame, User, Welcome,
+  MutationType, Note, PendingMutation, PresenceFrame, PresenceStatus, Status, TypingFrame, User, Welcome,
 } from "./types.js";

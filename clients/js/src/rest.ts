@@ -1,7 +1,7 @@
 /** The HTTP side: the contact list (the snapshot) and the online users of a large room. */
 
 import { LivespaceError } from "./errors.js";
-import type { Contact, User } from "./types.js";
+import type { Contact, Note, User } from "./types.js";
 
 export interface Http {
   /** `http(s)://host:port` (any path prefix kept), no trailing slash. */
@@ -68,6 +68,12 @@ export async function loadContacts(http: Http, workspace: string, token: string,
     after = page.next;
   }
   return { contacts, seq, epoch };
+}
+
+/** A contact's notes, oldest first (one consistent read, like the contact list). */
+export async function loadNotes(http: Http, workspace: string, contactId: string, token: string): Promise<Note[]> {
+  const body = await getJson(http, `/api/workspaces/${enc(workspace)}/contacts/${enc(contactId)}/notes`, token);
+  return Array.isArray(body.notes) ? (body.notes as Note[]) : [];
 }
 
 /** The online users of a workspace (when `welcome.presence` was truncated). */

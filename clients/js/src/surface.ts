@@ -39,6 +39,8 @@ export interface ClientOptions extends BackoffOptions {
   pageSize?: number;
   /** The server's frame limit in bytes: a bigger mutation is refused locally. Default 65,536. */
   maxFrame?: number;
+  /** Delivery receipts (`ack {seq}`) at most this often, in ms; 0 sends none. Default 10,000. */
+  receiptInterval?: number;
 }
 
 export const DEFAULTS = {
@@ -53,6 +55,7 @@ export const DEFAULTS = {
   batch: true,
   pageSize: 1000,
   maxFrame: 65_536,
+  receiptInterval: 10_000,
 } as const;
 
 /** What `getSnapshot()` returns: frozen, and the same object until something changes. */

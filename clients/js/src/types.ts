@@ -14,6 +14,17 @@ export interface Contact {
   readonly [key: string]: unknown;
 }
 
+/** A note on a contact (`note_added` / `note_updated` data, `GET .../notes`). */
+export interface Note {
+  readonly id: string;
+  readonly contact_id: string;
+  readonly body: string;
+  readonly version?: number;
+  readonly author?: { readonly id: string; readonly name?: string | null };
+  readonly created_at?: string;
+  readonly [key: string]: unknown;
+}
+
 /** An online user, from `welcome.presence` and `presence` frames. */
 export interface User {
   readonly id: string;

@@ -50,6 +50,7 @@ test("connect loads the snapshot, goes live, and keeps contacts and presence cur
   await until(() => !alice.contacts.has(created.id), "the delete at alice");
   const note = await alice.addNote([...alice.contacts.keys()][0]!, "hello");
   assert.equal(note.body, "hello");
+  assert.deepEqual((await bob.notes(note.contact_id)).map((n) => n.body), ["hello"]);
   await until(() => bob.seq === alice.seq && alice.seq === 5, "both at seq 5");
 
   bob.close();
