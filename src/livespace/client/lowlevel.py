@@ -1,4 +1,6 @@
-"""A Python client for livespace (asyncio, on the ``websockets`` library).
+"""The low-level socket client (asyncio, on the ``websockets`` library): one connection,
+frames in and out, no reconnect; what the tests drive the server with. Applications
+want :func:`livespace.client.connect` (:mod:`livespace.client.sdk`).
 
     client = await Client.connect("ws://127.0.0.1:8001", workspace_id, token)
     ack = await client.request("contact_created", {"name": "Ada"})
