@@ -265,6 +265,16 @@ async def test_sign_in_by_pasting_a_token(server: Any, browser: Browser) -> None
         await expect(page.get_by_role("status")).to_have_text("Live")
         await expect(page.get_by_role("list", name="Contacts", exact=True)
                      .get_by_role("listitem")).to_have_count(12)
+        # the keyboard: arrows through the list, Enter opens, Escape closes and returns
+        contacts = page.get_by_role("list", name="Contacts", exact=True)
+        await contacts.get_by_role("button").first.focus()
+        await page.keyboard.press("ArrowDown")
+        await page.keyboard.press("Enter")
+        detail = page.locator("#detail")
+        await expect(detail.get_by_label("Name", exact=True)).to_have_value("Bruno Castillo")
+        await page.keyboard.press("Escape")
+        await expect(detail.get_by_role("heading", name="No contact open")).to_be_visible()
+        await expect(contacts.get_by_role("button", name="Bruno Castillo")).to_be_focused()
         # the fragment link is wiped from the address bar once read
         await page.goto(workspace.link(LEO))
         await expect(page.get_by_role("status")).to_have_text("Live")

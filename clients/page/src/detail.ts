@@ -197,21 +197,15 @@ export function mountDetail(app: App): void {
     box.replaceChildren(...names.map((n) => h("span", { class: "typist" }, `${n} is typing`)));
   };
 
+  /** Save, its state, and delete (with its confirmation): made once per open contact and
+   * updated in place, so the focus stays on a button while updates arrive. */
   const renderActions = (): void => {
     const box = document.getElementById("detail-actions");
     if (!box || !editing) return;
     const e = editing;
-    const contact = app.contact(e.id);
-    const waiting = app.shownContacts().find((c) => c.id === e.id)?.pending ?? false;
-    const unsaved = Object.keys(e.base).length > 0;
-    let note = "";
-    if (unsaved) note = "Unsaved changes";
-    else if (waiting) {
-      note = app.snapshot.status === "live" ? "Saving…" : "Saved here · waiting to sync";
-    }
-    if (e.deleting) {
-      box.replaceChildren(
-        h("span", { class: "confirm" }, `Delete ${text(contact, "name")} for everyone?`),
+    if (!box.firstChild) {
+      const confirm = h("span", { class: "confirm-delete", hidden: true },
+        h("span", { class: "confirm" }),
         h("button", { type: "button", class: "danger", onclick: () => {
           e.deleting = false;
           app.deleteContact(e.id).catch((err: unknown) => notify(`Could not delete: ${describe(err)}`));
@@ -219,16 +213,37 @@ export function mountDetail(app: App): void {
         h("button", { type: "button", onclick: () => {
           e.deleting = false;
           renderActions();
+          box.querySelector<HTMLButtonElement>("button.ask-delete")?.focus();
         } }, "Cancel"));
-      return;
+      box.append(
+        h("button", { type: "submit", class: "primary save" }, "Save"),
+        h("span", { class: "save-state" }),
+        h("button", { type: "button", class: "danger subtle ask-delete", onclick: () => {
+          e.deleting = true;
+          renderActions();
+          confirm.querySelector<HTMLButtonElement>("button")?.focus();
+        } }, "Delete contact"),
+        confirm);
     }
-    box.replaceChildren(
-      h("button", { type: "submit", class: "primary", disabled: !unsaved }, "Save"),
-      h("span", { class: `save-state${waiting && !unsaved ? " pending" : ""}` }, note),
-      h("button", { type: "button", class: "danger subtle", onclick: () => {
-        e.deleting = true;
-        renderActions();
-      } }, "Delete contact"));
+    const save = box.querySelector<HTMLButtonElement>("button.save")!;
+    const state = box.querySelector<HTMLElement>(".save-state")!;
+    const ask = box.querySelector<HTMLButtonElement>("button.ask-delete")!;
+    const confirm = box.querySelector<HTMLElement>(".confirm-delete")!;
+    const waiting = app.snapshot.pending.some(
+      (m) => m.type === "contact_updated" && m.data["id"] === e.id);
+    const unsaved = Object.keys(e.base).length > 0;
+    let note = "";
+    if (unsaved) note = "Unsaved changes";
+    else if (waiting) {
+      note = app.snapshot.status === "live" ? "Saving…" : "Saved here · waiting to sync";
+    }
+    save.disabled = !unsaved;
+    save.hidden = ask.hidden = state.hidden = e.deleting;
+    setText(state, note);
+    state.classList.toggle("pending", waiting && !unsaved);
+    confirm.hidden = !e.deleting;
+    setText(confirm.querySelector<HTMLElement>(".confirm")!,
+            `Delete ${text(app.contact(e.id), "name")} for everyone?`);
   };
 
   const renderConflict = (): void => {
@@ -236,12 +251,15 @@ export function mountDetail(app: App): void {
     if (!box || !editing) return;
     const e = editing;
     const conflict = app.conflict(e.id);
+    const who = app.lastEditor(e.id) ?? "Someone else";
+    const signature = conflict ? `${conflict.ref}|${who}` : "";
+    if (box.dataset.signature === signature) return; // unchanged: keep the focus where it is
+    box.dataset.signature = signature;
     if (!conflict) {
       box.replaceChildren();
       return;
     }
     const current = conflict.current ?? app.contact(e.id);
-    const who = app.lastEditor(e.id) ?? "Someone else";
     const rows = conflict.fields.map((f) => {
       const label = FIELDS.find((x) => x.key === f)?.label ?? f;
       return h("tr", {}, h("th", { scope: "row" }, label),
