@@ -6,10 +6,12 @@ checkout, ``livespace bench ...``.
 
 from __future__ import annotations
 
+import sys
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``livespace bench`` with ``argv`` (without the ``bench`` word); the exit status."""
-    args = list(argv or [])
+    args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["chaos"]:  # fault injection with a history checker (bench/chaos)
         from bench.chaos.run import main as chaos
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import report, scenarios
+from bench import catchup, report, scenarios
 from bench.generator import NODE_HOW, node_available
 from bench.procs import busy_seconds, machine, pin_self, raise_fd_limit
 from bench.scenarios import Bench, Options
@@ -37,6 +37,10 @@ scenarios (each starts its own server(s) on core 0, the load generator on core 1
             before) / connections.
   connect   --connect-concurrency loops of connect, wait for `welcome`, close, for
             --connect-seconds: authenticated handshakes/s.
+  catchup   a client 100,000 events behind (--catchup-events) over 1,000 contacts:
+            full replay vs compacted (since=0&compact=1), time to live and bytes
+            received, medians of --catchup-runs; and a 1,000-contact import, timed.
+            Runs on SQLite and PostgreSQL unless --database says otherwise.
   replay    writes --replay-sizes events (in order; default 10,000 then 100,000),
             then times one client connecting with since=0 until it has received all
             of them (welcome.replay.count).
@@ -83,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("scenario", choices=("fanout", "durable", "idle", "connect", "replay",
-                                        "baseline", "all"))
+                                        "catchup", "baseline", "all"))
     g = p.add_argument_group("servers and generator")
     g.add_argument("--servers", type=_csv(SERVERS), default=None,
                    help="servers for fanout/idle/connect, comma-separated from "
@@ -158,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--replay-fill", choices=("socket", "rest"), default=d.replay_fill,
                    help="how the events are written: pipelined socket frames or concurrent "
                         "POST /contacts (default %(default)s)")
+    k = p.add_argument_group("catchup")
+    k.add_argument("--catchup-events", type=int, default=d.catchup_events,
+                   help="events in the log, over 1,000 contacts (default %(default)s)")
+    k.add_argument("--catchup-runs", type=int, default=d.catchup_runs,
+                   help="catch-ups of each kind, and extra imports (default %(default)s)")
     o = p.add_argument_group("output")
     o.add_argument("--repeat", type=int, default=1,
                    help="run the whole scenario N times; the summary shows medians "
@@ -226,6 +235,9 @@ def plan(scenario: str, bench: Bench, explicit_servers: bool) -> list[Step]:
     elif scenario == "replay":
         for db in dbs:
             steps.append((f"replay/{db}", functools.partial(scenarios.replay, bench, db)))
+    elif scenario == "catchup":
+        for db in o.databases or DATABASES:
+            steps.append((f"catchup/{db}", functools.partial(catchup.catchup, bench, db)))
     else:
         per_server("fanout", scenarios.fanout, batch=False)
         if scenario == "all" or o.batch:

@@ -97,6 +97,8 @@ def summarise(records: list[Record]) -> Summary:
                 "other_cpu_pct": result.get("other_cpu_pct"),
                 "errors": result.get("errors"),
             }
+        elif scenario == "catchup":
+            row = dict(record.get("summary") or {})
         elif scenario == "replay":
             row = {
                 str(step["size"]): {

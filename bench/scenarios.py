@@ -54,6 +54,8 @@ class Options:
     connect_users: int = 200
     replay_sizes: tuple[int, ...] = (10_000, 100_000)
     replay_fill: str = "socket"
+    catchup_events: int = 100_000
+    catchup_runs: int = 2
     log_dir: Path | None = None
 
 

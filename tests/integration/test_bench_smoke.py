@@ -75,3 +75,15 @@ def test_durable_and_replay(tmp_path: Path) -> None:
     for step in steps:
         assert step["complete"], step
         assert step["received"] == step["expected"] >= step["size"]
+
+
+def test_catchup_full_vs_compacted(tmp_path: Path) -> None:
+    doc = run_bench(tmp_path, "catchup", "--database", "sqlite", "--catchup-events", "3000",
+                    "--catchup-runs", "1", "--no-chart")
+    (run,) = doc["runs"]
+    summary = run["summary"]
+    assert summary["full_bytes"] > summary["compacted_bytes"] > 0
+    assert [r["frames"] for r in run["runs"]["full"]] == [3000]
+    assert [r["frames"] for r in run["runs"]["compacted"]] == [1000]
+    assert run["runs"]["full"][0]["versions"] == run["runs"]["compacted"][0]["versions"]
+    assert summary["import_1000_ms"] > 0

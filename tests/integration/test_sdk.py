@@ -225,3 +225,26 @@ async def test_a_dead_socket_is_replaced(servers: ServerFactory,
     async with server.api("alice") as api:
         await api.post(f"/api/workspaces/{ws}/contacts", json={"name": "after"})
     await until(lambda: len(client.contacts) == 1)
+
+
+async def test_far_behind_it_catches_up_compacted(servers: ServerFactory,
+                                                  sdk: list[LivespaceClient]) -> None:
+    server = servers(**FAST)
+    ws = await server.workspace("alice", "bob")
+    async with server.api("alice") as api:
+        cid = (await api.post(f"/api/workspaces/{ws}/contacts", json={"name": "A"})).json()["id"]
+    client = await livespace.client.connect(server.http, ws, token=server.token("bob"),
+                                            compact_after=10, **QUICK)
+    sdk.append(client)
+    events = client.events()
+    server.stop()
+    await until(lambda: client.status != "live")
+    store = await open_store(server.database_url)
+    for i in range(30):
+        await store.apply(ws, Actor("alice"), UpdateContact(cid, {"company": f"v{i}"}), None)
+    await store.close()
+    server.start()
+    only = await asyncio.wait_for(anext(events), 30)
+    assert (only["seq"], only["data"]["company"]) == (31, "v29")
+    await until(lambda: client.status == "live" and client.seq == 31)
+    assert client.contacts[cid]["version"] == 31 and client.snapshots == 1

@@ -26,6 +26,7 @@ import itertools
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 from urllib.parse import urlencode
@@ -102,7 +103,8 @@ class LivespaceClient:
         self._sendable = False
         self._outbox: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self._refs = (f"{uuid.uuid4().hex[:12]}-{n}" for n in itertools.count(1))
-        self._subscribers: set[Events] = set()
+        # weak: an iterator the application dropped stops receiving (and holding) events
+        self._subscribers: weakref.WeakSet[Events] = weakref.WeakSet()
         self._live = asyncio.Event()
         self._error: LivespaceError | None = None
         self._resync = True  # no snapshot yet
