@@ -275,6 +275,14 @@ async def test_sign_in_by_pasting_a_token(server: Any, browser: Browser) -> None
         await page.keyboard.press("Escape")
         await expect(detail.get_by_role("heading", name="No contact open")).to_be_visible()
         await expect(contacts.get_by_role("button", name="Bruno Castillo")).to_be_focused()
+        # an unsaved edit survives opening another contact and coming back
+        await page.keyboard.press("Enter")
+        await detail.get_by_label("Email", exact=True).fill("bruno@example.org")
+        await contacts.get_by_role("button", name="Chen Wei").click()
+        await expect(detail.get_by_label("Name", exact=True)).to_have_value("Chen Wei")
+        await contacts.get_by_role("button", name="Bruno Castillo").click()
+        await expect(detail.get_by_label("Email", exact=True)).to_have_value("bruno@example.org")
+        await expect(detail.get_by_role("button", name="Save", exact=True)).to_be_enabled()
         # the fragment link is wiped from the address bar once read
         await page.goto(workspace.link(LEO))
         await expect(page.get_by_role("status")).to_have_text("Live")

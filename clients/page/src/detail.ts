@@ -37,6 +37,10 @@ export function mountDetail(app: App): void {
   const body = byId("detail-body");
   const back = byId<HTMLButtonElement>("detail-back");
   let editing: Editing | null = null;
+  /** Unsaved edits of contacts left open, by contact id: back when the contact is opened
+   * again (for this page's life), so switching contacts loses nothing typed. */
+  const drafts = new Map<string, { values: Partial<Record<Field, string>>;
+                                   base: Partial<Record<Field, number>> }>();
   /** conflict ref -> every change of the refused update (the conflict holds only the
    * clashing fields; the others were refused with them and are sent again on resolve) */
   const refused = new Map<string, Record<string, string | null>>();
@@ -62,7 +66,15 @@ export function mountDetail(app: App): void {
     const id = app.selected;
     const contact = id ? app.contact(id) : null;
     document.body.classList.toggle("has-selection", Boolean(contact));
-    editing?.stopNotes();
+    if (editing) {
+      editing.stopNotes();
+      const dirtyFields = Object.keys(editing.base) as Field[];
+      if (dirtyFields.length > 0) {
+        const values: Partial<Record<Field, string>> = {};
+        for (const f of dirtyFields) values[f] = editing.inputs[f].value;
+        drafts.set(editing.id, { values, base: { ...editing.base } });
+      } else drafts.delete(editing.id);
+    }
     if (!id || !contact) {
       editing = null;
       body.hidden = true;
@@ -72,6 +84,15 @@ export function mountDetail(app: App): void {
       return;
     }
     editing = build(app, contact);
+    const draft = drafts.get(id);
+    if (draft) {
+      for (const [f, value] of Object.entries(draft.values) as [Field, string][]) {
+        editing.inputs[f].value = value;
+      }
+      editing.base = { ...draft.base };
+      drafts.delete(id);
+      renderActions();
+    }
     empty.hidden = true;
     body.hidden = false;
     section.scrollTop = 0;
