@@ -15,6 +15,10 @@ from typing import Any
 ROLES = ("owner", "admin", "member", "viewer")
 #: The fields of a contact a client may set.
 CONTACT_FIELDS = ("name", "email", "phone", "company", "tags", "fields")
+#: The durable events of a workspace's log (DESIGN.md section 3), and those of them that
+#: a later event of the same contact supersedes (compacted replay).
+CONTACT_EVENTS = frozenset({"contact_created", "contact_updated", "contact_deleted"})
+EVENT_TYPES = CONTACT_EVENTS | {"note_added", "note_updated"}
 #: How long a mutation's ``ref`` (socket) or ``Idempotency-Key`` (HTTP) is remembered:
 #: a retry within it is applied once (DESIGN.md section 1).
 REF_LIFETIME = timedelta(hours=24)

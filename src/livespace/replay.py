@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 from livespace.codes import Close
+from livespace.hub import REPLAY_PAGE
 from livespace.protocol import dumpb
 from livespace.resume import Replay, resume
 
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Events read from the store at a time.
-PAGE = 1000
+PAGE = REPLAY_PAGE  # events read from the store at a time
 
 
 async def compacted_seqs(store: Store, workspace_id: str, since: int, position: Position,

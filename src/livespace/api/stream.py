@@ -28,6 +28,7 @@ from fastapi.responses import StreamingResponse
 from livespace import replay
 from livespace.auth import AuthError, token_from
 from livespace.codes import Close, Error, Problem
+from livespace.commands import EVENT_TYPES
 from livespace.connection import Connection
 from livespace.node import Node
 from livespace.resume import Replay, Resync, compacted, resume
@@ -39,7 +40,8 @@ router = APIRouter(prefix="/api/workspaces/{workspace_id}", tags=["events"])
 #: Frames waiting between the connection's writer and the HTTP response: the outbox in
 #: front of it holds the rest (and closes a reader that falls too far behind).
 PIPE = 64
-DURABLE = (b'{"type":"contact_', b'{"type":"note_')
+#: How a durable event's frame starts (frames are encoded with ``type`` first).
+DURABLE = tuple(b'{"type":"%s"' % kind.encode() for kind in sorted(EVENT_TYPES))
 _END = ""
 
 

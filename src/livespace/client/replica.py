@@ -12,10 +12,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-#: Durable event types (DESIGN.md section 3).
-DURABLE = frozenset({"contact_created", "contact_updated", "contact_deleted", "note_added",
-                     "note_updated"})
-CONTACT_EVENTS = frozenset({"contact_created", "contact_updated", "contact_deleted"})
+from livespace.commands import CONTACT_EVENTS
 
 
 class Replica:

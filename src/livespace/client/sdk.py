@@ -38,9 +38,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from livespace.client import snapshot
-from livespace.client.replica import DURABLE, Replica, backoff
+from livespace.client.replica import Replica, backoff
 from livespace.client.snapshot import LivespaceError, Resync
 from livespace.codes import Close, should_reconnect
+from livespace.commands import EVENT_TYPES as DURABLE
 
 log = logging.getLogger(__name__)
 

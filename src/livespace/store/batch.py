@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from livespace.store.compaction import CONTACT_EVENTS
+from livespace.commands import CONTACT_EVENTS
 from livespace.store.db import Queries
 from livespace.store.domain import Contact, Plan, RefKey, Request
 from livespace.store.model import Committed

@@ -19,9 +19,8 @@ from livespace.store.db import Db
 from livespace.store.model import Event
 from livespace.store.rows import event_of
 
-#: Event types one later event of the same contact supersedes (keep in step with the
-#: partial index ``events_uncompacted`` of migration 0002_compaction).
-CONTACT_EVENTS = frozenset({"contact_created", "contact_updated", "contact_deleted"})
+# CONTACT_EVENTS: the events one later event of the same contact supersedes (keep in step
+# with the partial index ``events_uncompacted`` of migration 0002_compaction)
 
 _SEQS = (
     "SELECT seq FROM contacts WHERE workspace_id = $1 AND seq > $2 AND seq <= $3"
