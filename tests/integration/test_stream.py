@@ -147,3 +147,13 @@ async def test_refusals_and_revocation(server: Server) -> None:
         with pytest.raises(StopAsyncIteration):
             while True:
                 await sse.message(timeout=10)
+    # a reader that goes away is detached from its room at once
+    async with stream(server, "alice", ws) as sse:
+        assert "comment" in await sse.message()
+    async with httpx.AsyncClient(base_url=server.http, timeout=30) as http:
+        for _ in range(100):
+            health = (await http.get("/ws/health")).json()
+            if health["total_connections"] == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert health["total_connections"] == 0, health
