@@ -287,6 +287,17 @@ async def test_sign_in_by_pasting_a_token(server: Any, browser: Browser) -> None
         await page.goto(workspace.link(LEO))
         await expect(page.get_by_role("status")).to_have_text("Live")
         assert "token" not in page.url
+        # a viewer sees everything, and no control to change it
+        ines = server.token("ines", name="Ines Duarte")
+        await page.goto(f"{server.http}/#workspace={workspace.workspace}&token={ines}")
+        await expect(page.get_by_role("list", name="Online", exact=True)).to_contain_text(
+            "Ines Duarte")
+        await expect(page.get_by_role("form", name="New contact")).to_be_hidden()
+        await contacts.get_by_role("button", name="Amelia Hart").click()
+        await expect(detail.get_by_label("Name", exact=True)).to_have_value("Amelia Hart")
+        await expect(detail.get_by_label("Name", exact=True)).not_to_be_editable()
+        await expect(detail.get_by_role("button", name="Save")).to_be_hidden()
+        await expect(detail.get_by_label("Add a note")).to_be_hidden()
         assert [e for e in errors if "401" not in e] == []
     finally:
         await context.close()

@@ -89,6 +89,11 @@ export class App {
     return this.snap.user;
   }
 
+  /** Viewers see everything live but change nothing (the server refuses their mutations). */
+  get readOnly(): boolean {
+    return this.snap.user?.role === "viewer";
+  }
+
   shownContacts(): Shown[] {
     return shownContacts(this.snap.contacts.values(), this.snap.pending);
   }

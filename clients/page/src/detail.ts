@@ -200,9 +200,11 @@ export function mountDetail(app: App): void {
       }
       editing.version = contact.version;
     }
+    for (const input of Object.values(editing.inputs)) input.readOnly = app.readOnly;
     setText(title, text(contact, "name") || "Unnamed contact");
     const updated = typeof contact.updated_at === "string" ? when(contact.updated_at) : "";
-    setText(byId("detail-meta"), updated ? `Updated ${updated}` : "");
+    setText(byId("detail-meta"), (updated ? `Updated ${updated}` : "")
+      + (app.readOnly ? " · you can view this workspace, not change it" : ""));
     renderConflict();
     renderActions();
     renderTyping();
@@ -329,6 +331,7 @@ export function mountDetail(app: App): void {
   app.on("selection", open);
   app.on("contacts", refresh);
   app.on("status", renderActions);
+  app.on("presence", refresh); // my role may change (role_changed)
   app.on("typing", renderTyping);
   app.on("conflicts", renderConflict);
   app.on("presence", renderTyping);

@@ -61,6 +61,7 @@ function start(credentials: Credentials): void {
   client.subscribe(() => {
     const snap = client.getSnapshot();
     if (snap.status === "closed" && snap.error) stop(snap.error);
+    document.body.classList.toggle("read-only", app.readOnly);
   });
   client.connect().catch(stop);
   loadWorkspaceName(base, credentials.workspace, credentials.token).then(
