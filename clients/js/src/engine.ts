@@ -61,6 +61,8 @@ export class Engine {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private typingTimer: ReturnType<typeof setTimeout> | undefined;
   private notifyQueued = false;
+  private readonly inputs: Input[] = [];
+  private stepping = false;
   private detachBrowser: (() => void) | undefined;
 
   constructor(private readonly w: Wiring) {
@@ -104,7 +106,20 @@ export class Engine {
     return done;
   }
 
+  /** Feed the machine; an input that arrives while one is handled (from an effect or a
+   *  handler) waits its turn, so transitions and their `status` events stay in order. */
   input(input: Input): void {
+    this.inputs.push(input);
+    if (this.stepping) return;
+    this.stepping = true;
+    try {
+      for (let next = this.inputs.shift(); next; next = this.inputs.shift()) this.transition(next);
+    } finally {
+      this.stepping = false;
+    }
+  }
+
+  private transition(input: Input): void {
     const before = this.machine;
     const [next, effects] = step(before, input, this.w.settings);
     this.machine = next;
@@ -190,16 +205,22 @@ export class Engine {
     if (this.w.settings.batch) params.set("batch", "1");
     const url = `${this.w.wsBase}/ws/workspace/${encodeURIComponent(this.w.settings.workspace)}?${params}`;
     this.outbox.resetSent();
-    this.conn = new Connection(this.w.WebSocket, url, token, this.w.settings.connectTimeout, {
-      frame: (frame) => this.handle(frame),
-      flushed: () => this.changed(),
-      closed: (code, reason) => {
-        this.conn = undefined;
-        this.clearSocketTimers();
-        this.input({ type: "socket_closed", code, reason });
-      },
-      dead: (reason) => this.input({ type: "dead", reason }),
-    });
+    try {
+      this.conn = new Connection(this.w.WebSocket, url, token, this.w.settings.connectTimeout, {
+        frame: (frame) => this.handle(frame),
+        flushed: () => this.changed(),
+        closed: (code, reason) => {
+          this.conn = undefined;
+          this.clearSocketTimers();
+          this.input({ type: "socket_closed", code, reason });
+        },
+        dead: (reason) => this.input({ type: "dead", reason }),
+      });
+    } catch (error) {
+      // the constructor refused (a bad URL, a token that is no subprotocol, a page's
+      // security policy): trying again cannot help
+      this.input({ type: "fatal", code: "invalid_socket", message: `cannot open the socket: ${String(error)}` });
+    }
   }
 
   private dropSocket(code: number, reason: string): void {

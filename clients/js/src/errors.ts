@@ -6,7 +6,9 @@ import type { Conflict, Contact } from "./types.js";
  * `code` is one of the server's error codes (`validation_failed`, `forbidden`,
  * `not_found`, `conflict`, `rate_limited`, `unavailable`, `internal`, `unauthorized`...)
  * or one of the client's: `closed` (the client was closed), `offline` (an ephemeral
- * signal while not live), `too_large` (a frame over the server's limit), `http_<status>`.
+ * signal while not live), `too_large` (a frame over the server's limit), `invalid_socket`
+ * (the WebSocket constructor refused the URL or token), `protocol` (the server does not
+ * speak this contract), `http_<status>`.
  */
 export class LivespaceError extends Error {
   override readonly name: string = "LivespaceError";

@@ -11,7 +11,7 @@
  *        resync_required │   ▼                │  │                    │                      │
  *        (from opening)  │ waiting ──retry────┘  └───── closed / dead / offline ─────────────┘
  *                        └── (retry when a snapshot is needed)   (all go to waiting)
- *   any ──close() or 4001/4003──► closed
+ *   any ──close(), 4001/4003, or a socket that cannot even be made──► closed
  * ```
  * `waiting` holds a reconnect timer (jittered backoff), or none while the browser is
  * offline (then `online` retries at once). A page that becomes visible retries at once.
@@ -49,7 +49,8 @@ export type Input =
   | { type: "retry" }
   | { type: "network"; online: boolean }
   | { type: "wake" }
-  | { type: "close" };
+  | { type: "close" }
+  | { type: "fatal"; code: string; message: string };
 
 export type Effect =
   | { do: "load_snapshot" }
@@ -127,6 +128,14 @@ export function step(state: MachineState, input: Input, options: MachineOptions 
         { do: "cancel_wait" },
         { do: "close_socket", code: CLOSE.NORMAL, reason: "client closed" },
         { do: "stop", code: "closed", message: "the client was closed" },
+      );
+
+    case "fatal":
+      return to(
+        { phase: "closed", reason: input.message },
+        { do: "cancel_wait" },
+        { do: "close_socket", code: CLOSE.NORMAL, reason: "client stopped" },
+        { do: "stop", code: input.code, message: input.message },
       );
 
     case "snapshot_loaded":

@@ -123,3 +123,11 @@ test("stale inputs are ignored", () => {
   const [state] = run([{ type: "connect" }, { type: "caught_up" }, { type: "welcome", resync: false, behind: 0, compacted: false }]);
   assert.equal(state.phase, "snapshot");
 });
+
+test("a fatal input stops from any phase", () => {
+  for (const prefix of [live.slice(0, 1), live.slice(0, 2), live]) {
+    const [state, effects] = run([...prefix, { type: "fatal", code: "invalid_socket", message: "bad url" }]);
+    assert.equal(state.phase, "closed");
+    assert.deepEqual(effects.at(-1)?.at(-1), { do: "stop", code: "invalid_socket", message: "bad url" });
+  }
+});
