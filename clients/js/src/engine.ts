@@ -15,7 +15,7 @@ import { Replica } from "./replica.js";
 import { type Http, fatalCode, loadContacts, loadUsers } from "./rest.js";
 import { SnapshotCache } from "./snapshot.js";
 import type { ClientEvents, DEFAULTS } from "./surface.js";
-import { type TokenSource, refreshDelay, resolveToken, tokenUser } from "./token.js";
+import { type TokenSource, refreshDelay, resolveToken, tokenExpiry, tokenUser } from "./token.js";
 import type {
   AckFrame, Conflict, Contact, DurableEvent, ErrorFrame, Frame, PresenceFrame, TypingFrame, User, Welcome,
 } from "./types.js";
@@ -379,6 +379,12 @@ export class Engine {
     try {
       const token = await resolveToken(this.w.token);
       if (!conn || conn !== this.conn) return;
+      if ((tokenExpiry(token) ?? Infinity) <= (tokenExpiry(this.currentToken ?? "") ?? -Infinity)) {
+        // the function gave no newer token (yet): ask again shortly, until the server's 4010
+        const left = (tokenExpiry(this.currentToken ?? "") ?? 0) * 1000 - Date.now();
+        this.refreshTimer = setTimeout(() => void this.refresh(), Math.max(250, Math.min(5_000, left / 2)));
+        return;
+      }
       await conn.request("refresh", { token });
       this.currentToken = token;
       this.events.emit("refresh", { token });
