@@ -20,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.soak import main as soak
 
         return soak(args[1:])
+    if args[:1] == ["notes"]:  # collaborative notes (bench/notes.py)
+        from bench.notes import main as notes
+
+        return notes(args[1:])
     from bench.cli import main as run
 
     return run(args)

@@ -197,11 +197,17 @@ async def run_server(
     nice: int = 0,
     keep_logs: Path | None = None,
     startup_timeout: float = 60.0,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Server]:
-    """Start ``kind`` pinned to core 0 on a free port; stop it (and drop its database) on exit."""
+    """Start ``kind`` pinned to core 0 on a free port; stop it (and drop its database) on exit.
+
+    ``database_url``: a database to use as it is (several nodes of one cluster), instead
+    of a fresh one; ``extra_env``: more environment (``REDIS_URL`` for a cluster).
+    """
     if kind not in SERVERS:
         raise ValueError(f"unknown server {kind!r}; choose from {', '.join(SERVERS)}")
-    secret = secrets.token_urlsafe(48)
+    secret = (extra_env or {}).get("JWT_SECRET") or secrets.token_urlsafe(48)
     async with contextlib.AsyncExitStack() as stack:
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lsbench-")))
         env = {**os.environ, "JWT_SECRET": secret, "PYTHONUNBUFFERED": "1"}
@@ -209,8 +215,11 @@ async def run_server(
         port = free_port()
         db_label: str | None = None
         pg_name: str | None = None
+        env.update(extra_env or {})
         if kind == "livespace":
-            if database == "postgres":
+            if database_url is not None:
+                env["DATABASE_URL"] = database_url
+            elif database == "postgres":
                 env["DATABASE_URL"] = await stack.enter_async_context(
                     postgres_database(pg_admin_url)
                 )

@@ -299,3 +299,30 @@ async def test_compaction_bounds_storage_and_a_full_document_is_refused(
     fresh = await client(server, ws_id, note_id, "alice")
     assert str(fresh.text) == expected
     await fresh.disconnect()
+
+
+async def test_membership_changes_reach_note_sockets(server: Server) -> None:
+    ws_id, _, note_id = await make_note(server, "alice", "bob", "dan", body="Hello")
+    bob = await client(server, ws_id, note_id, "bob")
+    dan = await client(server, ws_id, note_id, "dan")
+    alice = await client(server, ws_id, note_id, "alice")
+    try:
+        async with server.api("alice") as api:
+            r = await api.delete(f"/api/workspaces/{ws_id}/members/bob")
+            assert r.status_code == 204, r.text
+            r = await api.put(f"/api/workspaces/{ws_id}/members/dan", json={"role": "viewer"})
+            assert r.status_code == 200, r.text
+        for _ in range(100):
+            if bob.close_code is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert bob.close_code == 4003
+        await asyncio.sleep(0.3)
+        dan.text.insert(0, "dan: ")  # a viewer now: not applied
+        alice.text.insert(5, "!")
+        await dan.wait_text("dan: Hello!")
+        await asyncio.sleep(0.3)
+        assert str(alice.text) == "Hello!"
+    finally:
+        for c in (bob, dan, alice):
+            await c.disconnect()
