@@ -75,7 +75,7 @@ clients/js/node_modules/.installed: clients/js/package.json clients/js/package-l
 # into src/livespace/static; rebuilt when a source changes. Needs Node.js and npm.
 PAGE_HTML := src/livespace/static/index.html
 PAGE_SRC  := clients/page/index.html clients/page/build.mjs \
-	$(wildcard clients/page/src/*.ts clients/page/src/*.css clients/js/src/*.ts)
+	$(shell find clients/page/src clients/js/src -name '*.ts' -o -name '*.css' 2>/dev/null)
 page: $(PAGE_HTML)
 
 $(PAGE_HTML): clients/page/node_modules/.installed $(PAGE_SRC)
