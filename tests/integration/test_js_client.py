@@ -38,6 +38,10 @@ def test_typescript_sdk(js_env: dict[str, str]) -> None:
                     "then run make install", pytrace=False)
     if not (JS / "node_modules" / ".installed").exists():
         pytest.fail("clients/js has no node_modules: run make install", pytrace=False)
-    proc = subprocess.run([npm, "test", "--silent"], cwd=JS, env=js_env, capture_output=True,
-                          text=True, timeout=540, check=False)
+    try:
+        proc = subprocess.run([npm, "test", "--silent"], cwd=JS, env=js_env, capture_output=True,
+                              text=True, timeout=540, check=False)
+    except subprocess.TimeoutExpired as late:
+        out = late.stdout.decode() if isinstance(late.stdout, bytes) else late.stdout or ""
+        pytest.fail(f"npm test still running after 540 s:\n{out[-12000:]}", pytrace=False)
     assert proc.returncode == 0, f"npm test failed:\n{proc.stdout[-12000:]}\n{proc.stderr[-4000:]}"

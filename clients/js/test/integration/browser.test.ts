@@ -7,9 +7,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { LivespaceClient } from "../../src/index.js";
 import { Proxy } from "./proxy.js";
-import { Server, sleep, until } from "./server.js";
+import { Server, closeClients, openClient, sleep, until } from "./server.js";
 
 const win = new EventTarget();
 const doc = Object.assign(new EventTarget(), { visibilityState: "visible" });
@@ -28,13 +27,14 @@ before(async () => {
 });
 
 after(async () => {
+  closeClients();
   await proxy.stop();
   await server.stop();
 });
 
 test("offline closes and waits without retrying; online reconnects at once", async () => {
   const ws = await server.workspace("alice");
-  const alice = new LivespaceClient({ url: proxy.url, workspace: ws, token: () => server.token("alice"), minReconnectDelay: 10_000 });
+  const alice = openClient({ url: proxy.url, workspace: ws, token: () => server.token("alice"), minReconnectDelay: 10_000 });
   await alice.connect();
   let welcomes = 0;
   alice.on("welcome", () => welcomes++);
@@ -51,7 +51,7 @@ test("offline closes and waits without retrying; online reconnects at once", asy
 
 test("a page that becomes visible finds out at once that its socket died during the sleep", async () => {
   const ws = await server.workspace("bob");
-  const bob = new LivespaceClient({ url: proxy.url, workspace: ws, token: () => server.token("bob") });
+  const bob = openClient({ url: proxy.url, workspace: ws, token: () => server.token("bob") });
   await bob.connect();
   proxy.hold(); // the socket is silently gone, as after a laptop lid
   const reasons: string[] = [];

@@ -3,13 +3,12 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { ConflictError, type Conflict, type DurableEvent, LivespaceClient } from "../../src/index.js";
+import { ConflictError, type Conflict, type DurableEvent, type LivespaceClient } from "../../src/index.js";
 import { Proxy } from "./proxy.js";
-import { Server, until } from "./server.js";
+import { Server, closeClients, openClient, until } from "./server.js";
 
 let server: Server;
 let proxy: Proxy;
-const opened: LivespaceClient[] = [];
 
 before(async () => {
   server = await new Server().start();
@@ -17,18 +16,16 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of opened) c.close();
+  closeClients();
   await proxy.stop();
   await server.stop();
 });
 
 function client(workspace: string, user: string, extra: Record<string, unknown> = {}): LivespaceClient {
-  const c = new LivespaceClient({
+  return openClient({
     url: server.url, workspace, token: () => server.token(user),
     minReconnectDelay: 100, maxReconnectDelay: 800, ...extra,
   });
-  opened.push(c);
-  return c;
 }
 
 test("the snapshot is consistent under concurrent writers: each contact's first live event is listed + 1", async () => {

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { LivespaceClient, type Snapshot } from "../../src/index.js";
-import { Server, until } from "./server.js";
+import type { LivespaceClient, Snapshot } from "../../src/index.js";
+import { Server, closeClients, openClient, until } from "./server.js";
 
 let server: Server;
 
@@ -13,11 +13,12 @@ before(async () => {
 });
 
 after(async () => {
+  closeClients();
   await server.stop();
 });
 
 function client(workspace: string, user: string, extra: Record<string, unknown> = {}): LivespaceClient {
-  return new LivespaceClient({ url: server.url, workspace, token: server.token(user), ...extra });
+  return openClient({ url: server.url, workspace, token: server.token(user), ...extra });
 }
 
 test("connect loads the snapshot, goes live, and keeps contacts and presence current", async () => {
@@ -102,7 +103,7 @@ test("a bad token and a non-member stop with their code", async () => {
   const stranger = client(ws, "mallory");
   await assert.rejects(stranger.connect(), (e: { code?: string }) => e.code === "forbidden");
   assert.equal(stranger.status, "closed");
-  const forged = new LivespaceClient({ url: server.url, workspace: ws, token: server.token("erin").slice(0, -4) + "AAAA" });
+  const forged = openClient({ url: server.url, workspace: ws, token: server.token("erin").slice(0, -4) + "AAAA" });
   await assert.rejects(forged.connect(), (e: { code?: string }) => e.code === "unauthorized");
   assert.equal(forged.getSnapshot().error?.code, "unauthorized");
 });

@@ -8,13 +8,12 @@ import { after, before, test } from "node:test";
 
 import { IDBFactory } from "fake-indexeddb";
 
-import { IndexedDBStorage, LivespaceClient, type DurableEvent } from "../../src/index.js";
+import { IndexedDBStorage, type LivespaceClient, type DurableEvent } from "../../src/index.js";
 import { Proxy } from "./proxy.js";
-import { Server, sleep, until } from "./server.js";
+import { Server, closeClients, openClient, sleep, until } from "./server.js";
 
 let server: Server;
 let proxy: Proxy;
-const opened: LivespaceClient[] = [];
 
 before(async () => {
   server = await new Server({ LIVESPACE_HEARTBEAT_S: "1" }).start();
@@ -22,7 +21,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of opened) c.close();
+  closeClients();
   await proxy.stop();
   await server.stop();
 });
@@ -30,15 +29,13 @@ after(async () => {
 const fast = { minReconnectDelay: 100, maxReconnectDelay: 800 };
 
 function client(workspace: string, user: string, via: "proxy" | "direct" = "direct", extra: Record<string, unknown> = {}): LivespaceClient {
-  const c = new LivespaceClient({
+  return openClient({
     url: via === "proxy" ? proxy.url : server.url,
     workspace,
     token: () => server.token(user),
     ...fast,
     ...extra,
   });
-  opened.push(c);
-  return c;
 }
 
 /** Every durable event `c` hands the application, in the order it does. */

@@ -15,6 +15,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
+import { type ClientOptions, LivespaceClient } from "../../src/index.js";
+
 const here = dirname(fileURLToPath(import.meta.url));
 export const LIVESPACE = process.env.LIVESPACE_BIN ?? resolve(here, "../../../../../.venv/bin/livespace");
 
@@ -27,6 +29,19 @@ export async function freePort(): Promise<number> {
     });
     srv.on("error", fail);
   });
+}
+
+const opened: LivespaceClient[] = [];
+
+/** A client that {@link closeClients} closes: a failed test leaves nothing reconnecting. */
+export function openClient(options: ClientOptions): LivespaceClient {
+  const client = new LivespaceClient(options);
+  opened.push(client);
+  return client;
+}
+
+export function closeClients(): void {
+  for (const client of opened.splice(0)) client.close();
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
