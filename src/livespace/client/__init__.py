@@ -6,8 +6,9 @@
   what the tests drive the server with.
 """
 
+from livespace.client.events import Events
 from livespace.client.lowlevel import DURABLE, Client, Refused
-from livespace.client.sdk import Events, LivespaceClient, connect
+from livespace.client.sdk import LivespaceClient, connect
 from livespace.client.snapshot import LivespaceError
 
 __all__ = ["DURABLE", "Client", "Events", "LivespaceClient", "LivespaceError", "Refused",

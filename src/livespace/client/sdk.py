@@ -38,6 +38,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from livespace.client import snapshot
+from livespace.client.events import Events
 from livespace.client.replica import Replica, backoff
 from livespace.client.snapshot import LivespaceError, Resync
 from livespace.codes import Close, should_reconnect
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 TokenProvider = Callable[[], "Awaitable[str] | str"]
 #: Errors that ask for the same ``ref`` again later instead of failing the mutation.
 RETRIED = frozenset({"unavailable", "rate_limited"})
-EVENT_BUFFER = 10_000  # per events() iterator; a full one holds the socket's reading
 
 
 def _exp(token: str) -> float | None:
@@ -59,27 +59,6 @@ def _exp(token: str) -> float | None:
         return float(claims["exp"])
     except (IndexError, KeyError, TypeError, ValueError, orjson.JSONDecodeError):
         return None
-
-
-class Events:
-    """``client.events()``: the durable events applied from its creation on."""
-
-    def __init__(self, client: LivespaceClient) -> None:
-        self._client = client
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(EVENT_BUFFER)
-        client._subscribers.add(self)
-
-    def __aiter__(self) -> Events:
-        return self
-
-    async def __anext__(self) -> dict[str, Any]:
-        item = await self.queue.get()
-        if item is None:
-            self._client._subscribers.discard(self)
-            if self._client._error is not None:
-                raise self._client._error
-            raise StopAsyncIteration
-        return item
 
 
 class LivespaceClient:
@@ -147,7 +126,7 @@ class LivespaceClient:
         return self
 
     def events(self) -> Events:
-        return Events(self)
+        return Events(self._subscribers, lambda: self._error)
 
     async def mutate(self, type: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send a mutation (queued while offline, sent again with the same ``ref`` until
