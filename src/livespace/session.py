@@ -71,7 +71,7 @@ class Session:
                    compact: bool = False) -> None:
         """Welcome, then the replay from the store (if ``since``), then live events.
         ``epoch`` (with ``since``) is the log incarnation ``since`` belongs to; with
-        ``compact`` the replay is compacted (:meth:`_replay_compacted`).
+        ``compact`` the replay is compacted (:func:`livespace.replay.compacted_seqs`).
 
         Nothing awaits between joining the room and queueing ``welcome``, so no frame can
         precede it, and none between it and going live when there is nothing to replay.

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
@@ -30,6 +30,7 @@ from livespace.auth import AuthError, token_from
 from livespace.codes import Close, Error, Problem
 from livespace.commands import EVENT_TYPES
 from livespace.connection import Connection
+from livespace.hub import Room
 from livespace.node import Node
 from livespace.resume import Replay, Resync, compacted, resume
 
@@ -46,11 +47,17 @@ _END = ""
 
 
 class EventStreamTransport:
-    """The connection's frames, as SSE chunks, into a small pipe the response drains."""
+    """The connection's frames, as SSE chunks, into a small pipe the response drains.
 
-    def __init__(self) -> None:
+    Closing never waits on the reader: the end goes into the pipe at once (in place of a
+    frame if it is full: the reader is too slow or gone anyway), and a response still
+    not finished ``grace_s`` later (its reader stopped reading) is cancelled."""
+
+    def __init__(self, grace_s: float) -> None:
         self.pipe: asyncio.Queue[str] = asyncio.Queue(PIPE)
         self.close_code: int | None = None
+        self.grace_s = grace_s
+        self.response: asyncio.Task[Any] | None = None
 
     async def send(self, text: str) -> None:
         raw = text.encode()
@@ -60,8 +67,22 @@ class EventStreamTransport:
         await self.pipe.put(f"id: {frame['seq']}\nevent: {frame['type']}\ndata: {text}\n\n")
 
     async def close(self, code: int, reason: str = "") -> None:
+        if self.close_code is not None:
+            return
         self.close_code = code
-        await self.pipe.put(_END)
+        if self.pipe.full():
+            self.pipe.get_nowait()
+        self.pipe.put_nowait(_END)
+        if self.response is not None:
+            asyncio.get_running_loop().call_later(self.grace_s, self.response.cancel)
+
+
+async def _replay(conn: Connection, node: Node, room: Room, plan: Replay) -> None:
+    try:
+        await replay.run(conn, node.store, room, plan, node.metrics)
+    except Exception:
+        log.exception("replay failed on event stream %s", conn.id)
+        conn.close(Close.RESTARTING, "replay failed")
 
 
 def _position(since: int | None, last_event_id: str | None) -> int | None:
@@ -97,7 +118,7 @@ async def event_stream(
     position = await node.store.position(workspace_id)
     if position is None:
         raise Problem(Error.FORBIDDEN, "not a member of this workspace")
-    transport = EventStreamTransport()
+    transport = EventStreamTransport(node.settings.close_grace_s)
     conn = Connection(workspace_id=workspace_id, principal=principal, role=role,
                       transport=transport, node=node.settings.node_id,
                       max_bytes=node.settings.send_queue_bytes,
@@ -121,7 +142,7 @@ async def event_stream(
     if isinstance(plan, Replay):
         if seqs is not None:
             plan = compacted(plan, seqs, position.head)
-        node.spawn(replay.run(conn, node.store, room, plan, node.metrics))
+        node.spawn(_replay(conn, node, room, plan))
     else:
         conn.last_seq = head
         conn.live = True
@@ -136,6 +157,7 @@ async def event_stream(
 
     async def stream() -> AsyncIterator[str]:
         heartbeat = node.settings.heartbeat_s
+        transport.response = asyncio.current_task()
         try:
             yield first
             while True:
