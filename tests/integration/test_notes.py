@@ -62,6 +62,7 @@ async def client(server: Server, ws_id: str, note_id: str, user: str) -> YClient
 
 async def test_two_clients_converge_and_the_body_follows(server: Server) -> None:
     ws_id, contact_id, note_id = await make_note(server, "alice", "bob", body="Hello")
+    watcher = await server.connect(ws_id, "bob")  # a workspace socket sees the body live
     a = await client(server, ws_id, note_id, "alice")
     b = await client(server, ws_id, note_id, "bob")
     try:
@@ -72,9 +73,13 @@ async def test_two_clients_converge_and_the_body_follows(server: Server) -> None
         await a.wait_text(">> Hello world")
         note = await wait_body(server, "alice", ws_id, contact_id, note_id, ">> Hello world")
         assert note["version"] >= 2
+        live = await watcher.next(where=lambda f: f.get("type") == "note_updated"
+                                  and f["data"]["body"] == ">> Hello world", timeout=20)
+        assert live["data"]["id"] == note_id and live["data"]["version"] == note["version"]
     finally:
         await a.disconnect()
         await b.disconnect()
+        await watcher.close()
     events = [e for e in await server.events("alice", ws_id) if e["type"] == "note_updated"]
     assert events and events[-1]["data"]["body"] == ">> Hello world"
     assert events[-1]["data"]["version"] == note["version"]

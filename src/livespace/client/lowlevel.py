@@ -25,7 +25,10 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-DURABLE = frozenset({"contact_created", "contact_updated", "contact_deleted", "note_added"})
+from livespace.commands import EVENT_TYPES
+
+#: Every durable event type (``note_updated`` included: a collaborative note's body).
+DURABLE = EVENT_TYPES
 
 
 class Refused(Exception):
