@@ -24,6 +24,8 @@ import { DURABLE_TYPES } from "./types.js";
 const DURABLE: ReadonlySet<string> = new Set(DURABLE_TYPES);
 /** A page that wakes up or a network that comes back: the socket must answer a ping within this. */
 const PROBE_MS = 3_000;
+/** How long going live waits for the stored queue to be read. */
+const RESTORE_WAIT_MS = 2_000;
 
 export type Settings = { -readonly [K in keyof typeof DEFAULTS]: (typeof DEFAULTS)[K] extends boolean ? boolean : number } & {
   workspace: string;
@@ -174,11 +176,17 @@ export class Engine {
   private async loadSnapshot(attempt: number): Promise<void> {
     try {
       const token = await this.freshToken();
-      // the queue is this user's: its scope is known from the first token
-      await this.outbox.restore(`${this.w.http.base}|${this.w.settings.workspace}|${tokenUser(token) ?? ""}`)
-        .catch((e: unknown) => this.report(e));
-      this.changed();
+      // The queue is this user's: its scope is known from the first token. It is read
+      // beside the list; a storage slower than that (a blocked IndexedDB) does not hold
+      // the client back: what it holds is sent when it comes.
+      const restoring = this.outbox.restore(`${this.w.http.base}|${this.w.settings.workspace}|${tokenUser(token) ?? ""}`)
+        .catch((e: unknown) => this.report(e))
+        .then(() => {
+          this.changed();
+          this.flush();
+        });
       const list = await loadContacts(this.w.http, this.w.settings.workspace, token, this.w.settings.pageSize);
+      await Promise.race([restoring, new Promise((r) => setTimeout(r, RESTORE_WAIT_MS))]);
       if (attempt !== this.attemptId || this.machine.phase !== "snapshot") return;
       this.replica.loadSnapshot(list.contacts, list.seq, list.epoch);
       this.view.touch("contacts");
