@@ -211,6 +211,7 @@ class Node:
         the store, and membership changes are read again from it."""
         self.spawn(self.hub.catch_up())
         self.spawn(self.recheck_members())
+        self.spawn(self.notes.catch_up())  # note updates other nodes stored meanwhile
 
     async def recheck_members(self) -> None:
         """Apply removals and role changes whose control messages may have been lost."""

@@ -289,6 +289,17 @@ class NoteRoom:
         finally:
             self._compacting = False
 
+    async def catch_up(self) -> None:
+        """Apply everything stored (what the broker lost reaches this node's clients)."""
+        stored = await self.rooms.store.note_doc(self.workspace_id, self.note_id)
+        if stored is None:
+            return
+        known = {update_id for update_id, _ in self.covered}
+        for update_id, data in ([(0, stored.snapshot)] if stored.snapshot else []) + stored.updates:
+            self._catch_up(data)
+            if update_id and update_id not in known:
+                self.covered.append((update_id, len(data)))
+
     def _catch_up(self, update: bytes) -> None:
         """Apply a stored state; send the clients what it brought that they lacked."""
         before = self.doc.get_state()
@@ -349,6 +360,8 @@ class NoteRoom:
             frame = ywire.sync_update(item.update)
             for peer in tuple(self.peers.values()):
                 peer.send(frame)
+            if self._needs_compaction():  # keeps this node's count of stored bytes true
+                self.rooms.spawn(self.compact())
         elif isinstance(item, relay.Awareness):
             try:
                 entries = ywire.decode_awareness(item.payload)

@@ -105,6 +105,15 @@ class NoteRooms:
             del self.rooms[(room.workspace_id, room.note_id)]
             self.spawn(room.unsubscribe())
 
+    async def catch_up(self) -> None:
+        """After a broker reconnect: each open note reads what is stored and sends its
+        clients what they lack (updates relayed while the broker was cut off)."""
+        for room in tuple(self.rooms.values()):
+            try:
+                await room.catch_up()
+            except Exception:
+                log.exception("note %s: catching up from the store failed", room.note_id)
+
     async def close(self) -> None:
         """Node stopping: every note socket closes with 1012; bodies are stored."""
         for room in tuple(self.rooms.values()):
