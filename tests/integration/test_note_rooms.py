@@ -69,7 +69,7 @@ async def test_what_the_broker_lost_comes_from_the_store(store: Store) -> None:
     room_two.answer_step1(b, b.doc.get_state())
     assert str(a.text) == str(b.text) == "Hello"
 
-    editor = Doc()
+    editor: Doc[Any] = Doc()
     editor.apply_update(a.doc.get_update())
     before = editor.get_state()
     editor.get("body", type=Text).insert(5, " world")
