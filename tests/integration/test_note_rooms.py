@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Text
 
+from livespace import envelope
 from livespace.broker.memory import MemoryBroker
 from livespace.commands import AddNote, CreateContact
 from livespace.notes import ywire
 from livespace.notes.room import NoteLimits
-from livespace.notes.rooms import NoteRooms
+from livespace.notes.rooms import MEMBERS_CHANNEL, NoteRooms
 from livespace.store import Actor, Store, open_store
 
 pytestmark = pytest.mark.integration
@@ -93,6 +94,13 @@ async def test_what_the_broker_lost_comes_from_the_store(store: Store) -> None:
     for _, data in loaded.updates:
         fresh.apply_update(data)
     assert str(fresh.get("body", type=Text)) == "Hello world"
+    # membership changes, on the workspace's channel or the node-wide one
+    await two.broker.publish(envelope.channel(ws), envelope.control(
+        {"kind": "role_changed", "user_id": "b", "role": "viewer"}))
+    assert b.role == "viewer"
+    await one.broker.publish(MEMBERS_CHANNEL, envelope.control(
+        {"kind": "member_removed", "user_id": "a", "workspace_id": ws}))
+    assert a.closed == 4003 and b.closed is None
     await one.leave(room_one, a)
     await two.leave(room_two, b)
     await asyncio.gather(*tasks, return_exceptions=True)

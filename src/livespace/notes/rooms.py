@@ -3,8 +3,8 @@ client, opened by the first and closed with the last.
 
 Membership changes reach note sockets too: while a workspace has note sockets on this
 node, the node listens to the workspace's control messages (member removed, role
-changed, workspace deleted) on its channel; the events on it are skipped at the first
-byte, not decoded.
+changed, workspace deleted) on its channel (the events on it are skipped at the first
+byte, not decoded), and on the node-wide :data:`MEMBERS_CHANNEL`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ from livespace.notes.room import NoteLimits, NoteRoom
 from livespace.store import Store
 
 log = logging.getLogger(__name__)
+
+#: Membership changes travel on the workspace's channel, or on one node-wide channel
+#: with the workspace id in the message (an edge that caches memberships per node hears
+#: every change there): note sockets hear both.
+MEMBERS_CHANNEL: str = getattr(envelope, "CONTROL_CHANNEL", "members")
 
 
 class Member(Protocol):
@@ -49,6 +54,7 @@ class NoteRooms:
         self._opening: dict[tuple[str, str], asyncio.Task[NoteRoom | None]] = {}
         self._members: dict[str, dict[str, Member]] = {}
         self._controls: dict[str, Subscription] = {}
+        self._node_wide: asyncio.Task[Subscription] | None = None
 
     @property
     def clients(self) -> int:
@@ -123,7 +129,11 @@ class NoteRooms:
             with contextlib.suppress(Exception):
                 await room.close()
         self.rooms.clear()
-        for sub in self._controls.values():
+        subs = list(self._controls.values())
+        if self._node_wide is not None and self._node_wide.done():
+            with contextlib.suppress(Exception):
+                subs.append(self._node_wide.result())
+        for sub in subs:
             with contextlib.suppress(Exception):
                 await sub.cancel()
         self._controls.clear()
@@ -131,6 +141,7 @@ class NoteRooms:
     # ---- membership -----------------------------------------------------------------------
 
     async def _watch_members(self, workspace_id: str, peer: Member) -> None:
+        await self._watch_node_wide()
         members = self._members.setdefault(workspace_id, {})
         members[peer.id] = peer
         if workspace_id not in self._controls and len(members) == 1:
@@ -153,16 +164,32 @@ class NoteRooms:
             if sub is not None:
                 await sub.cancel()
 
+    async def _watch_node_wide(self) -> None:
+        """The node-wide channel of membership changes (see :data:`MEMBERS_CHANNEL`)."""
+        if self._node_wide is None:
+            self._node_wide = asyncio.get_running_loop().create_task(
+                self.broker.subscribe(MEMBERS_CHANNEL, self._on_members))
+        await asyncio.shield(self._node_wide)
+
+    def _on_members(self, message: bytes) -> None:
+        item = envelope.decode(message)
+        if isinstance(item, envelope.Control):
+            workspace_id = item.body.get("workspace_id")
+            if isinstance(workspace_id, str):
+                self._apply(workspace_id, item.body)
+
     def _on_workspace(self, workspace_id: str, message: bytes) -> None:
         if not message.startswith(b"C"):
             return  # events and ephemeral frames are for workspace sockets
         item = envelope.decode(message)
-        if not isinstance(item, envelope.Control):
-            return
-        kind, user_id = item.body.get("kind"), item.body.get("user_id")
+        if isinstance(item, envelope.Control):
+            self._apply(workspace_id, item.body)
+
+    def _apply(self, workspace_id: str, body: dict[str, Any]) -> None:
+        kind, user_id = body.get("kind"), body.get("user_id")
         for peer in tuple(self._members.get(workspace_id, {}).values()):
             if kind == "workspace_deleted" or (kind == "member_removed"
                                                and peer.user_id == user_id):
                 peer.close(Close.FORBIDDEN, "membership revoked")
             elif kind == "role_changed" and peer.user_id == user_id:
-                peer.role = str(item.body.get("role"))
+                peer.role = str(body.get("role"))
