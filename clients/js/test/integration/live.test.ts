@@ -148,3 +148,18 @@ test("typing, presence and broadcasts (to everyone, to one user) reach the other
   for (const c of [gina, hank, ivy]) c.close();
   await assert.rejects(hank.broadcast("late", {}), (e: { code?: string }) => e.code === "offline");
 });
+
+test("a snapshot read in pages holds every contact, from the first page's position", async () => {
+  const ws = await server.workspace("judy");
+  for (let i = 0; i < 5; i++) await server.api("judy", "POST", `/api/workspaces/${ws}/contacts`, { name: `p${i}` });
+  const pages: string[] = [];
+  const judy = client(ws, "judy", {
+    pageSize: 2,
+    fetch: (input: string, init: RequestInit) => (pages.push(String(input)), fetch(input, init)),
+  });
+  await judy.connect();
+  assert.equal(pages.length, 3, "three pages of at most two");
+  assert.deepEqual([...judy.contacts.values()].map((c) => c.name).sort(), ["p0", "p1", "p2", "p3", "p4"]);
+  assert.equal(judy.seq, 5);
+  judy.close();
+});
