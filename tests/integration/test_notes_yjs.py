@@ -126,7 +126,7 @@ async def test_two_nodes(two_nodes: list[Server]) -> None:
                 assert part in text
             # the cursor of a client on one node reaches the others on the other node
             await a.call("cursor", index=2)
-            for _ in range(100):
+            for _ in range(300):
                 peers = (await b.call("peers"))["peers"]
                 if any(peer.get("cursor") for peer in peers):
                     break
@@ -139,7 +139,7 @@ async def test_two_nodes(two_nodes: list[Server]) -> None:
             await p.disconnect()
     finally:
         await a.close()
-    for _ in range(100):
+    for _ in range(300):
         if documents(one) == documents(two) == 0:
             break
         await asyncio.sleep(0.1)
