@@ -336,3 +336,15 @@ async def test_membership_changes_reach_note_sockets(server: Server) -> None:
     finally:
         for c in (bob, dan, alice):
             await c.disconnect()
+
+
+async def test_the_last_edit_reaches_the_body_after_everyone_left(server: Server) -> None:
+    ws_id, contact_id, note_id = await make_note(server, "alice", body="Hello")
+    a = await client(server, ws_id, note_id, "alice")
+    a.text.insert(5, " one")
+    await wait_body(server, "alice", ws_id, contact_id, note_id, "Hello one")
+    a.text.insert(9, " two")  # within the second after that note_updated, then gone
+    await asyncio.sleep(0.1)
+    await a.disconnect()
+    note = await wait_body(server, "alice", ws_id, contact_id, note_id, "Hello one two")
+    assert note["version"] == 3

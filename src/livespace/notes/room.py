@@ -162,6 +162,10 @@ class NoteRoom:
             return
         if str(self.text) != self.body:
             await self.flush_body()
+            wait = self._next_flush - time.monotonic()
+            if str(self.text) != self.body and wait > 0:  # within a second of the last one
+                await asyncio.sleep(wait)
+                await self.flush_body()
         if self.covered:
             await self.compact()
 
