@@ -105,3 +105,16 @@ async def test_what_the_broker_lost_comes_from_the_store(store: Store) -> None:
     await two.leave(room_two, b)
     await asyncio.gather(*tasks, return_exceptions=True)
     assert (await store.note(ws, note["id"]))["body"] == "Hello world"  # type: ignore[index]
+
+
+async def test_a_note_that_cannot_be_loaded_leaves_nothing_behind(sqlite_url: str) -> None:
+    store = await open_store(sqlite_url)
+    await store.migrate()
+    ws = (await store.create_workspace("Acme", "alice")).id
+    await store.close()  # the store is gone: loading the note fails
+    broker = MemoryBroker()
+    rooms = NoteRooms(store, broker, NoteLimits(), lambda coro: None)
+    with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
+        await rooms.join(ws, "n1", Socket("a"))
+    assert rooms.rooms == {} and rooms.clients == 0
+    assert set(broker.channels) <= {MEMBERS_CHANNEL}  # no note or workspace channel left

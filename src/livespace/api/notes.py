@@ -25,6 +25,7 @@ from livespace.node import Node
 from livespace.notes.peer import DocPeer
 from livespace.validation import entity_id
 
+log = logging.getLogger(__name__)
 audit = logging.getLogger("livespace.audit")
 router = APIRouter()
 
@@ -83,7 +84,12 @@ async def note_socket(websocket: WebSocket, workspace_id: str, note_id: str) -> 
 async def _serve(websocket: WebSocket, node: Node, workspace_id: str, note_id: str,
                  peer: DocPeer, subprotocol: str | None, client: str) -> None:
     await websocket.accept(subprotocol=subprotocol)
-    room = await node.notes.join(workspace_id, note_id, peer)
+    try:
+        room = await node.notes.join(workspace_id, note_id, peer)
+    except Exception as err:  # the store or the broker cannot be reached: try again
+        log.warning("note %.64r could not be opened: %s", note_id, err)
+        await websocket.close(Close.INTERNAL, "note unavailable: reconnect")
+        return
     if room is None:
         audit.info("note socket refused user=%s workspace=%s note=%.64r client=%s code=4003 "
                    "reason='no such note'", peer.user_id, workspace_id, note_id, client)

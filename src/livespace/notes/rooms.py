@@ -65,16 +65,20 @@ class NoteRooms:
         such note. The peer gets the welcome (state vector, awareness) before this
         returns, and every update stored after it."""
         key = (workspace_id, note_id)
-        await self._watch_members(workspace_id, peer)
-        room = self.rooms.get(key)
-        if room is None:
-            task = self._opening.get(key)
-            if task is None:
-                task = asyncio.get_running_loop().create_task(self._open(key))
-                self._opening[key] = task
-            room = await asyncio.shield(task)
-        else:
-            await room.ready.wait()
+        try:
+            await self._watch_members(workspace_id, peer)
+            room = self.rooms.get(key)
+            if room is None:
+                task = self._opening.get(key)
+                if task is None:
+                    task = asyncio.get_running_loop().create_task(self._open(key))
+                    self._opening[key] = task
+                room = await asyncio.shield(task)
+            else:
+                await room.ready.wait()
+        except BaseException:
+            await self._unwatch(workspace_id, peer)
+            raise
         if room is None or room.failed:
             await self._unwatch(workspace_id, peer)
             return None
