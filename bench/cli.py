@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import catchup, report, scenarios
+from bench import catchup, report, scenarios, spread
 from bench.generator import NODE_HOW, node_available
 from bench.procs import busy_seconds, machine, pin_self, raise_fd_limit
 from bench.scenarios import Bench, Options
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("scenario", choices=("fanout", "durable", "idle", "connect", "replay",
-                                        "catchup", "baseline", "all"))
+                                        "catchup", "storm", "rooms", "baseline", "all"))
     g = p.add_argument_group("servers and generator")
     g.add_argument("--servers", type=_csv(SERVERS), default=None,
                    help="servers for fanout/idle/connect, comma-separated from "
@@ -149,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="connections (distinct members) per workspace (default %(default)s)")
     i.add_argument("--idle-settle", type=float, default=d.idle_settle,
                    help="seconds to wait before reading RSS (default %(default)s)")
+    s = p.add_argument_group("many workspaces (storm, rooms, --spread)")
+    s.add_argument("--spread", type=int, default=d.spread, metavar="N",
+                   help="connect: each client the one member of its own workspace, N of "
+                   "them; durable: 2 writers in each of N workspaces (default: one workspace)")
+    s.add_argument("--storm-members", type=int, default=d.storm_members,
+                   help="storm: members joining one workspace (default %(default)s)")
+    s.add_argument("--rooms", type=_sizes, default=d.rooms,
+                   help="rooms: workspace counts, one idle connection each "
+                   "(default 2000,10000)")
+    s.add_argument("--rooms-seconds", type=float, default=d.rooms_seconds,
+                   help="rooms: measured idle window (default %(default)s)")
     c = p.add_argument_group("connect")
     c.add_argument("--connect-seconds", type=float, default=d.connect_seconds,
                    help="default %(default)s")
@@ -227,8 +238,19 @@ def plan(scenario: str, bench: Bench, explicit_servers: bool) -> list[Step]:
         per_server("fanout", scenarios.fanout, batch=o.batch)
     elif scenario == "idle":
         per_server("idle", scenarios.idle)
+    elif scenario == "connect" and o.spread:
+        per_server("connect-spread", spread.connect_spread)
     elif scenario == "connect":
         per_server("connect", scenarios.connect)
+    elif scenario == "storm":
+        per_server("storm", spread.storm)
+    elif scenario == "rooms":
+        for count in o.rooms:
+            steps.append((f"rooms/{count}", functools.partial(spread.rooms, bench, count)))
+    elif scenario == "durable" and o.spread:
+        for db in o.databases or ("postgres",):
+            steps.append((f"durable-spread/{db}",
+                          functools.partial(spread.durable_spread, bench, db)))
     elif scenario == "durable":
         for db in o.databases or DATABASES:
             steps.append((f"durable/{db}", functools.partial(scenarios.durable, bench, db)))

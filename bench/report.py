@@ -69,7 +69,11 @@ def summarise(records: list[Record]) -> Summary:
                 "rss_kb_before": (record.get("rss_kb") or {}).get("before"),
                 "rss_kb_after": (record.get("rss_kb") or {}).get("after"),
             }
-        elif scenario == "connect":
+        elif scenario == "rooms":
+            row = {k: result.get(k) for k in (
+                "connected", "server_cpu_pct", "postgres_cpu_pct", "pg_transactions_per_s",
+                "redis_commands_per_s")}
+        elif scenario in ("connect", "connect_spread", "storm"):
             row = {
                 "handshakes_per_s": result.get("handshakes_per_s"),
                 "p99_ms": (result.get("latency") or {}).get("p99_ms"),
@@ -77,7 +81,7 @@ def summarise(records: list[Record]) -> Summary:
                 "generator_cpu_pct": result.get("generator_cpu_pct"),
                 "other_cpu_pct": result.get("other_cpu_pct"),
             }
-        elif scenario == "durable":
+        elif scenario in ("durable", "durable_spread"):
             lat = result.get("latency") or {}
             opened = result.get("open") or {}
             open_lat = opened.get("latency") or {}

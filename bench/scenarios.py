@@ -52,6 +52,10 @@ class Options:
     connect_seconds: float = 5.0
     connect_concurrency: int = 50
     connect_users: int = 200
+    spread: int = 0  # connect, durable: over this many workspaces (0: one workspace)
+    storm_members: int = 5000
+    rooms: tuple[int, ...] = (2000, 10_000)
+    rooms_seconds: float = 20.0
     replay_sizes: tuple[int, ...] = (10_000, 100_000)
     replay_fill: str = "socket"
     catchup_events: int = 100_000
@@ -76,7 +80,8 @@ class Bench:
         self.warnings.append(message)
         self.say(f"WARNING: {message}")
 
-    def server(self, kind: str, database: str = "sqlite") -> Any:
+    def server(self, kind: str, database: str = "sqlite",
+               env: dict[str, str] | None = None) -> Any:
         return run_server(
             kind,
             database=database,
@@ -84,6 +89,7 @@ class Bench:
             pin=self.options.pin,
             nice=self.options.nice,
             keep_logs=self.options.log_dir,
+            extra_env=env,
         )
 
     async def generate(

@@ -6,7 +6,10 @@ awaiting (and skips connections whose buffer is full). It speaks just enough of
 livespace's protocol for ``livespace bench`` (fanout, idle, connect): a ``welcome`` frame
 on connect, any received frame relayed as-is to the workspace's other connections, and
 ``GET /ws/health``. When ``JWT_SECRET`` is set the ``token`` query parameter is verified
-(HS256); a bad token closes with 4001.
+(HS256); a bad token closes with 4001. When ``BENCH_MEMBERS_DB`` names a SQLite file
+with a ``members (workspace_id, user_id, role)`` table, each handshake also looks its
+membership up there (one indexed read, as a hand-written server would), and a
+non-member is closed with 4003: the same JWT + membership work as livespace's handshake.
 
 Run: python bench/baselines/websockets_broadcast.py --port 8102
 """
@@ -18,6 +21,7 @@ import asyncio
 import http
 import json
 import os
+import sqlite3
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,7 +30,17 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.http11 import Request, Response
 
 SECRET = os.environ.get("JWT_SECRET")
+MEMBERS_DB = os.environ.get("BENCH_MEMBERS_DB")
+members = sqlite3.connect(MEMBERS_DB, check_same_thread=False) if MEMBERS_DB else None
 rooms: dict[str, set[ServerConnection]] = {}
+
+
+def is_member(workspace_id: str, user_id: str) -> bool:
+    if members is None:
+        return True
+    row = members.execute("SELECT role FROM members WHERE workspace_id = ? AND user_id = ?",
+                          (workspace_id, user_id)).fetchone()
+    return row is not None
 
 
 def welcome(workspace_id: str, user_id: str) -> str:
@@ -71,6 +85,9 @@ async def handler(websocket: ServerConnection) -> None:
     user_id = _user_id(parse_qs(url.query).get("token", [None])[0])
     if user_id is None:
         await websocket.close(code=4001)
+        return
+    if not is_member(workspace_id, user_id):
+        await websocket.close(code=4003)
         return
     room = rooms.setdefault(workspace_id, set())
     room.add(websocket)

@@ -635,12 +635,18 @@ async function idle() {
 
 async function connect() {
   const failures = {};
-  const hist = new Histogram();
+  let hist = new Histogram();
   let ok = 0;
   let next = 0;
   let running = true;
-  const t0 = performance.now();
-  emit({ kind: 'phase', name: 'connect', state: 'start' });
+  let t0 = performance.now();
+  if (cfg.warmup_s) {
+    // the same loops, not counted: every target once at least (caches, rooms)
+    setTimeout(() => { ok = 0; hist = new Histogram(); t0 = performance.now();
+      emit({ kind: 'phase', name: 'connect', state: 'start' }); }, cfg.warmup_s * 1000);
+  } else {
+    emit({ kind: 'phase', name: 'connect', state: 'start' });
+  }
   const ticker = setInterval(() => {
     emit({ kind: 'progress', phase: 'connect', elapsed_s: (performance.now() - t0) / 1000,
       handshakes: ok });
@@ -672,7 +678,7 @@ async function connect() {
   }
   const workers = [];
   for (let i = 0; i < (cfg.concurrency || 50); i++) workers.push(worker());
-  await sleep(cfg.duration_s * 1000);
+  await sleep(((cfg.warmup_s || 0) + cfg.duration_s) * 1000);
   running = false;
   const seconds = (performance.now() - t0) / 1000;
   const counted = ok;
@@ -901,7 +907,45 @@ async function replay() {
     close_code: closeCode });
 }
 
-const modes = { fanout, idle, connect, durable, replay };
+// Join storm: every target connects once (`concurrency` handshakes in flight) and stays
+// connected; then all close. Handshakes/s and their latency over the whole storm.
+async function storm() {
+  const failures = {};
+  const hist = new Histogram();
+  const conns = [];
+  let next = 0;
+  const t0 = performance.now();
+  emit({ kind: 'phase', name: 'storm', state: 'start' });
+  const ticker = setInterval(() => {
+    emit({ kind: 'progress', phase: 'storm', elapsed_s: (performance.now() - t0) / 1000,
+      handshakes: conns.length });
+  }, 1000);
+  async function worker() {
+    while (next < cfg.targets.length) {
+      const url = cfg.targets[next++];
+      const started = performance.now();
+      try {
+        const c = await open(url, null, null);
+        hist.add(Math.round((performance.now() - started) * 1000));
+        conns.push(c);
+      } catch (err) {
+        bump(failures, err.message);
+      }
+    }
+  }
+  const workers = [];
+  for (let i = 0; i < (cfg.concurrency || 50); i++) workers.push(worker());
+  await Promise.all(workers);
+  const seconds = (performance.now() - t0) / 1000;
+  emit({ kind: 'phase', name: 'storm', state: 'end' });
+  clearInterval(ticker);
+  for (const c of conns) c.ws.terminate();
+  emit({ kind: 'result', mode: 'storm', seconds, handshakes: conns.length,
+    handshakes_per_s: conns.length / seconds, failures, latency: hist.summary(),
+    concurrency: cfg.concurrency || 50 });
+}
+
+const modes = { fanout, idle, connect, durable, replay, storm };
 if (!modes[cfg.mode]) {
   emit({ kind: 'result', error: `unknown mode ${cfg.mode}` });
   process.exit(2);

@@ -9,24 +9,37 @@ from typing import Any
 from fastapi import FastAPI
 
 from livespace import __version__
-from livespace.api import analytics, contacts, health, notes, page, socket, stream, workspaces
+from livespace.api import analytics, contacts, health, notes, page, stream, workspaces
 from livespace.api.deps import install_error_handlers
+from livespace.api.socket import WorkspaceSocket
 from livespace.config import ConfigError, Settings
+from livespace.front import STATE_KEY, Front, FrontProtocol
 from livespace.node import Node
-from livespace.wire import LivespaceWebSocketProtocol
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         node = await Node.start(settings)
         app.state.node = node
+
+        def workspace_socket(proto: Any, request: Any, workspace_id: str,
+                             query: str) -> WorkspaceSocket:
+            return WorkspaceSocket(node, proto, request, workspace_id, query)
+
+        front = Front(settings, workspace_socket, app, metrics=node.metrics)
+        node.front = front
+        front.start()
+        # ASGI lifespan state: uvicorn gives it to every FrontProtocol as ``app_state``
+        state = {STATE_KEY: front}
+        front.app_state = state
         try:
-            yield
+            yield state
         finally:
             await node.stop()
+            await front.stop()
 
     app = FastAPI(
         title="livespace",
@@ -36,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, workspaces, contacts, stream, analytics, socket, notes, page):
+    for module in (health, workspaces, contacts, stream, analytics, notes, page):
         app.include_router(module.router)
     return app
 
@@ -62,11 +75,8 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8001,
     options: dict[str, Any] = dict(
         host=host,
         port=port,
-        ws=LivespaceWebSocketProtocol,
-        ws_per_message_deflate=False,
-        ws_max_size=settings.max_frame,
-        ws_ping_interval=settings.heartbeat_s,
-        ws_ping_timeout=settings.heartbeat_s,
+        # uvicorn's protocol-class seam: every WebSocket upgrade goes to the front
+        ws=FrontProtocol,
         log_config=log_config(log_level, settings.log_format),  # uvicorn applies it last
         log_level=log_level.lower(),
         timeout_graceful_shutdown=10,

@@ -23,6 +23,7 @@ import jwt
 
 from livespace.config import ConfigError, Settings
 from livespace.validation import MAX_TOKEN
+from livespace.verified import VerifiedTokens
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class TokenVerifier:
         self.algorithm = settings.jwt_algorithm
         self._key: Any = None
         self.jwks: JwksKeys | None = None
+        #: verified tokens (by hash) until their exp: a reconnect is not verified again
+        self.verified: VerifiedTokens[Principal] = VerifiedTokens(leeway=settings.jwt_leeway)
         if self.algorithm.startswith("HS"):
             if not settings.jwt_secret:
                 raise ConfigError(
@@ -119,6 +122,9 @@ class TokenVerifier:
             raise AuthError("missing token")
         if len(token) > MAX_TOKEN:
             raise AuthError("token too long")
+        known = self.verified.get(token)
+        if known is not None:
+            return known
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -135,7 +141,9 @@ class TokenVerifier:
                 raise AuthError("malformed token (kid)")
             key = await self.jwks.key_for(kid)
         claims = self._decode(token, key)
-        return principal_from(claims)
+        principal = principal_from(claims)
+        self.verified.put(token, principal, principal.exp)
+        return principal
 
     def _decode(self, token: str, key: Any) -> dict[str, Any]:
         s = self.settings

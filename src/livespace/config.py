@@ -74,6 +74,9 @@ class Settings:
     send_queue_frames: int = 10_000
     close_grace_s: float = 10.0  # a closing connection's time to flush before it is cut
     heartbeat_s: float = 25.0
+    handshake_timeout_s: float = 10.0  # upgrade request to accepted or refused handshake
+    max_header_bytes: int = 16 * 1024  # an upgrade request's headers (431 past it)
+    ws_deflate: bool = False  # offer permessage-deflate (costs memory per connection)
     typing_timeout_s: float = 5.0
     retention_days: int = 30
     cleanup_interval_s: float = 3600.0
@@ -115,6 +118,9 @@ class Settings:
             send_queue_frames=_int(env, "LIVESPACE_SEND_QUEUE_FRAMES", 10_000, 16),
             close_grace_s=_float(env, "LIVESPACE_CLOSE_GRACE_S", 10.0, 0.1),
             heartbeat_s=_float(env, "LIVESPACE_HEARTBEAT_S", 25.0, 0.5),
+            handshake_timeout_s=_float(env, "LIVESPACE_HANDSHAKE_TIMEOUT_S", 10.0, 0.1),
+            max_header_bytes=_int(env, "LIVESPACE_MAX_HEADER_BYTES", 16 * 1024, 1024),
+            ws_deflate=(env.get("LIVESPACE_WS_DEFLATE") or "0").lower() in ("1", "true", "yes"),
             typing_timeout_s=_float(env, "LIVESPACE_TYPING_TIMEOUT_S", 5.0, 0.1),
             retention_days=_int(env, "LIVESPACE_RETENTION_DAYS", 30, 1),
             cleanup_interval_s=_float(env, "LIVESPACE_CLEANUP_INTERVAL_S", 3600.0, 1.0),

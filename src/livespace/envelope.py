@@ -8,7 +8,12 @@ so that every node sends the same text to each of its connections:
   (empty: for all);
 - ``T<conn_id>\\n<user_id>\\n<frame>``: an ephemeral frame for the connections of
   ``user_id`` only, but ``conn_id`` (user ids hold no control character);
-- ``C\\n<json>``: a control message for the hubs (membership and role changes).
+- ``P<conn_id>\\n<frame>``: a presence frame (join, leave, update, diff), relayed like
+  an ephemeral one; each node's room also applies it to its roster;
+- ``N\\n<json>``: a user's tab count moved without a join or leave (``user_id``,
+  ``delta``, the ``node`` it happened on): for the rosters only, not relayed;
+- ``C\\n<json>``: a control message for the hubs (membership and role changes, with
+  ``workspace_id``), on the node-wide :data:`CONTROL_CHANNEL`.
 """
 
 from __future__ import annotations
@@ -41,11 +46,27 @@ class Direct:
 
 
 @dataclass(frozen=True, slots=True)
+class Presence:
+    exclude: str
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Tabs:
+    user_id: str
+    delta: int
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
 class Control:
     body: dict[str, Any]
 
 
-Envelope = Durable | Ephemeral | Direct | Control
+Envelope = Durable | Ephemeral | Direct | Presence | Tabs | Control
+
+#: Membership changes of every workspace, heard by every node (their membership caches).
+CONTROL_CHANNEL = "members"
 
 
 def channel(workspace_id: str) -> str:
@@ -62,6 +83,14 @@ def ephemeral(frame: bytes, exclude: str = "") -> bytes:
 
 def direct(frame: bytes, user_id: str, exclude: str = "") -> bytes:
     return b"T%s\n%s\n%s" % (exclude.encode(), user_id.encode(), frame)
+
+
+def presence(frame: bytes, exclude: str = "") -> bytes:
+    return b"P%s\n%s" % (exclude.encode(), frame)
+
+
+def tabs(user_id: str, delta: int, node: str) -> bytes:
+    return b"N\n" + orjson.dumps({"user_id": user_id, "delta": delta, "node": node})
 
 
 def control(body: dict[str, Any]) -> bytes:
@@ -82,6 +111,14 @@ def decode(message: bytes) -> Envelope | None:
         if kind == b"T":
             user, sep, frame = body.partition(b"\n")
             return Direct(user.decode(), rest.decode(), frame) if sep and user else None
+        if kind == b"P":
+            return Presence(rest.decode(), body)
+        if kind == b"N":
+            obj = orjson.loads(body)
+            if isinstance(obj, dict) and isinstance(obj.get("user_id"), str) and isinstance(
+                    obj.get("delta"), int):
+                return Tabs(obj["user_id"], obj["delta"], str(obj.get("node") or ""))
+            return None
         if kind == b"C":
             obj = orjson.loads(body)
             return Control(obj) if isinstance(obj, dict) else None

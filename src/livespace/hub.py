@@ -14,14 +14,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+import time
 from typing import Any
+
+import orjson
 
 from livespace import envelope
 from livespace.broker import Broker, Subscription
 from livespace.codes import Close
 from livespace.connection import Connection, Flusher
 from livespace.protocol import dumpb
+from livespace.roster import Roster
 from livespace.store import Event, Store
+from livespace.verified import Memberships
 from livespace.wire import text_frame
 
 log = logging.getLogger(__name__)
@@ -31,9 +36,20 @@ log = logging.getLogger(__name__)
 #: change: 1,000 users joining cost ~10 frames per connection, not 1,000.
 PRESENCE_COALESCE_AT = 100
 PRESENCE_WINDOW_S = 0.1
+#: ... and the window grows with the room: 0.1 s more per 500 local connections, at most
+#: 1 s, so that a join storm into a room of thousands costs a bounded number of frames
+#: per connection (each diff frame is one write to every connection of the room).
+PRESENCE_WINDOW_MAX_S = 1.0
+#: A room that opens reads the workspace's memberships at once when there are at most
+#: this many: the rest of a join storm finds them in the membership cache.
+PRELOAD_MEMBERS_MAX = 20_000
 #: How long an out-of-order event waits for the ones before it before the store is asked.
 GAP_WAIT_S = 0.25
 REPLAY_PAGE = 1000
+#: A room whose last connection left stays open (subscribed, its head and roster kept)
+#: this long, so that a reconnect finds it ready: no store read, no subscribe. Closed by
+#: the node's one room sweep, not by a timer per room.
+ROOM_LINGER_S = 30.0
 
 
 def presence_diff(batch: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -68,11 +84,14 @@ class Room:
         self.epoch = ""  # the log's epoch when the room opened
         self.subscription: Subscription | None = None
         self.presence_batch: list[tuple[str, dict[str, Any]]] = []
+        self.roster = Roster()
+        self.empty_since: float | None = None  # monotonic time its last connection left
         self.ready = asyncio.Event()
         self._gap_task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        """Subscribe first, then read the head: no event can fall between the two."""
+        """Subscribe first, then read the head and who is online: no event or presence
+        change can fall between the two."""
         self.subscription = await self.hub.broker.subscribe(
             envelope.channel(self.workspace_id), self.on_message
         )
@@ -81,7 +100,13 @@ class Room:
             self.epoch = position.epoch
             self.next_seq = max(self.next_seq, position.head + 1)
         self._drain_early()
+        await self.reseed()
+        await self.hub.preload_members(self.workspace_id)
         self.ready.set()
+
+    async def reseed(self) -> None:
+        if self.hub.presence is not None:
+            self.roster.seed(await self.hub.presence.online(self.workspace_id))
 
     async def close(self) -> None:
         if self._gap_task is not None:
@@ -100,7 +125,10 @@ class Room:
         item = envelope.decode(message)
         if isinstance(item, envelope.Durable):
             self.on_event(item.seq, item.frame)
-        elif isinstance(item, envelope.Ephemeral):
+        elif isinstance(item, envelope.Ephemeral | envelope.Presence):
+            if isinstance(item, envelope.Presence):
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    self.roster.apply(orjson.loads(item.frame))
             framed = text_frame(item.frame)
             for conn in tuple(self.conns.values()):
                 if conn.id != item.exclude:
@@ -110,12 +138,18 @@ class Room:
             for conn in tuple(self.conns.values()):
                 if conn.user_id == item.user_id and conn.id != item.exclude:
                     conn.push(item.frame, False, framed)
-        elif isinstance(item, envelope.Control):
-            self.hub.on_control(self, item.body)
+        elif isinstance(item, envelope.Tabs) and item.node != self.hub.node_id:
+            self.roster.tabs(item.user_id, item.delta)
 
     def on_event(self, seq: int, frame: bytes) -> None:
         if seq < self.next_seq:
             return  # already delivered (replayed gap fill, or a duplicate)
+        if not self.conns and self.ready.is_set():
+            # nobody to deliver to: the head moves on, what a later connection missed
+            # is in the store (it resumes with since)
+            self.next_seq = seq + 1
+            self.early.clear()
+            return
         if not self.ready.is_set() or seq > self.next_seq:
             self.early[seq] = frame
             if self.ready.is_set():
@@ -150,6 +184,10 @@ class Room:
         subscriber was cut off, the last event before a quiet period, a publisher that
         died between commit and publish)."""
         if head > self.head:
+            if not self.conns:
+                self.next_seq = head + 1  # an empty room: no one to fill a gap for
+                self.early.clear()
+                return
             self.store_head = max(self.store_head, head)
             self._watch_gap()
 
@@ -173,27 +211,40 @@ class Room:
             if self.next_seq == before:
                 break  # nothing more to read (or what is missing is past retention)
 
-    async def catch_up(self) -> None:
-        """Deliver whatever the store has past our head (after a broker reconnect)."""
-        self.note_head(await self.hub.store.head_seq(self.workspace_id))
-
 
 class Hub:
-    """Every room of this node."""
+    """Every room of this node, and its view of memberships."""
 
-    def __init__(self, store: Store, broker: Broker) -> None:
+    def __init__(self, store: Store, broker: Broker, presence: Any = None,
+                 node_id: str = "") -> None:
         self.store = store
+        self.node_id = node_id
         self.broker = broker
+        self.presence = presence  # a livespace.presence.Presence: seeds the rosters
         self.rooms: dict[str, Room] = {}
         self.flusher = Flusher()
+        # exact while the broker delivers the control messages; bypassed while it is cut off
+        self.memberships = Memberships(
+            store.role_of, trusted=lambda: bool(getattr(broker, "connected", True)))
+        self._control: Subscription | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._opening: dict[str, asyncio.Task[Room]] = {}
         #: Called with each durable event's frame once a room delivered it (metrics).
         self.on_delivered: Callable[[bytes], None] | None = None
 
+    async def start(self) -> None:
+        """Hear every workspace's membership changes (the membership cache's truth)."""
+        self._control = await self.broker.subscribe(envelope.CONTROL_CHANNEL,
+                                                    self.on_control_message)
+
     @property
     def connections(self) -> int:
         return sum(len(room.conns) for room in self.rooms.values())
+
+    @property
+    def active_rooms(self) -> int:
+        """Rooms with a connection (the others linger, see :data:`ROOM_LINGER_S`)."""
+        return sum(1 for room in self.rooms.values() if room.conns)
 
     def users(self, workspace_id: str) -> int:
         room = self.rooms.get(workspace_id)
@@ -226,6 +277,7 @@ class Hub:
         """Add ``conn`` to its room; it receives live events after ``room.head``."""
         room = await self.room(conn.workspace_id)
         room.conns[conn.id] = conn
+        room.empty_since = None
         return room
 
     async def detach(self, conn: Connection) -> None:
@@ -233,8 +285,24 @@ class Hub:
         if room is None or room.conns.pop(conn.id, None) is None:
             return
         if not room.conns:
-            del self.rooms[conn.workspace_id]
-            await room.close()
+            room.empty_since = time.monotonic()
+
+    async def preload_members(self, workspace_id: str) -> None:
+        """Fill the membership cache with a (not too big) workspace's members."""
+        with contextlib.suppress(Exception):
+            generation = self.memberships.generation
+            roles = await self.store.roles(workspace_id, PRELOAD_MEMBERS_MAX)
+            if roles is not None:
+                self.memberships.preload(workspace_id, list(roles.items()), generation)
+
+    async def sweep(self, linger_s: float = ROOM_LINGER_S) -> None:
+        """Close the rooms that have been empty for ``linger_s``."""
+        now = time.monotonic()
+        for workspace_id, room in tuple(self.rooms.items()):
+            if not room.conns and room.empty_since is not None and (
+                    now - room.empty_since >= linger_s):
+                del self.rooms[workspace_id]
+                await room.close()
 
     # ---- publishing ---------------------------------------------------------------------
 
@@ -267,13 +335,17 @@ class Hub:
         "leaves": [...], "updates": [...]}`` once per PRESENCE_WINDOW_S.
         """
         room = self.rooms.get(workspace_id)
+        if room is not None:  # this node's roster at once (the broker's echo repeats it)
+            room.roster.apply({"event": event, "user": user})
         if room is None or len(room.conns) < PRESENCE_COALESCE_AT:
-            await self.publish(workspace_id, {"type": "presence", "event": event, "user": user},
-                               exclude)
+            await self._publish_presence(
+                workspace_id, {"type": "presence", "event": event, "user": user}, exclude)
             return
         if not room.presence_batch:
+            window = min(PRESENCE_WINDOW_MAX_S,
+                         PRESENCE_WINDOW_S * (1 + len(room.conns) // 500))
             asyncio.get_running_loop().call_later(
-                PRESENCE_WINDOW_S, lambda: self._spawn(self._flush_presence(room))
+                window, lambda: self._spawn(self._flush_presence(room))
             )
         room.presence_batch.append((event, user))
 
@@ -286,7 +358,21 @@ class Hub:
             frame: dict[str, Any] = {"type": "presence", "event": event, "user": user}
         else:
             frame = presence_diff(batch)
-        await self.publish(room.workspace_id, frame)
+        await self._publish_presence(room.workspace_id, frame)
+
+    async def _publish_presence(self, workspace_id: str, frame: dict[str, Any],
+                                exclude: str = "") -> None:
+        await self.broker.publish(
+            envelope.channel(workspace_id), envelope.presence(dumpb(frame), exclude))
+
+    async def tabs(self, workspace_id: str, user_id: str, delta: int) -> None:
+        """A user's tab count moved with no join or leave to announce (the rosters'):
+        this node's at once, the others' through the broker."""
+        room = self.rooms.get(workspace_id)
+        if room is not None:
+            room.roster.tabs(user_id, delta)
+        await self.broker.publish(envelope.channel(workspace_id),
+                                  envelope.tabs(user_id, delta, self.node_id))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -300,7 +386,23 @@ class Hub:
             log.error("hub task failed", exc_info=error)
 
     async def publish_control(self, workspace_id: str, body: dict[str, Any]) -> None:
-        await self.broker.publish(envelope.channel(workspace_id), envelope.control(body))
+        """A membership change: this node's cache forgets it at once, every node's when
+        the message arrives (and their rooms apply it to open sockets)."""
+        body = {**body, "workspace_id": workspace_id}
+        self.memberships.on_control(workspace_id, body)
+        await self.broker.publish(envelope.CONTROL_CHANNEL, envelope.control(body))
+
+    def on_control_message(self, message: bytes) -> None:
+        item = envelope.decode(message)
+        if not isinstance(item, envelope.Control):
+            return
+        workspace_id = item.body.get("workspace_id")
+        if not isinstance(workspace_id, str):
+            return
+        self.memberships.on_control(workspace_id, item.body)
+        room = self.rooms.get(workspace_id)
+        if room is not None:
+            self.on_control(room, item.body)
 
     def on_control(self, room: Room, body: dict[str, Any]) -> None:
         """Membership changes reach open sockets on every node within the broker's latency."""
@@ -316,18 +418,27 @@ class Hub:
                            "role": conn.role})
 
     async def catch_up(self) -> None:
-        """Compare each room's head with the store's and fill what the broker lost (after
-        a broker reconnect, and periodically when the broker may lose messages)."""
-        failed: list[str] = []
+        """After a broker reconnect: each room's head compared with the store's (what
+        the broker lost is filled), its roster read again."""
+        await self.check_heads()
         for room in tuple(self.rooms.values()):
             try:
-                await room.catch_up()
-            except Exception as err:  # the next check tries again; the caller is told
-                failed.append(room.workspace_id)
-                error = err
-        if failed:
-            raise RuntimeError(f"catch-up failed for {len(failed)} of {len(self.rooms)} "
-                               f"rooms (first: {failed[0]}): {error!r}") from error
+                await room.reseed()
+            except Exception as err:  # presence: the next reconnect or room open tries again
+                log.warning("roster of workspace %s not read again: %r", room.workspace_id,
+                            err)
+
+    async def check_heads(self) -> None:
+        """Every room's head against the store's, in one query for all of them: finds an
+        event the broker lost when no later one reveals the gap (the last before a quiet
+        period; one whose publisher died between commit and publish)."""
+        if not self.rooms:
+            return
+        heads = await self.store.heads(list(self.rooms))
+        for workspace_id, head in heads.items():
+            room = self.rooms.get(workspace_id)
+            if room is not None:
+                room.note_head(head)
 
     async def close_all(self, code: int, reason: str) -> None:
         conns = [c for room in self.rooms.values() for c in room.conns.values()]
@@ -336,5 +447,5 @@ class Hub:
         if conns:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    asyncio.gather(*(c.closed.wait() for c in conns)), timeout=5.0
+                    asyncio.gather(*(c.wait_closed() for c in conns)), timeout=5.0
                 )

@@ -89,6 +89,15 @@ class Metrics:
                                 "A resumed connection's replay, from welcome to live.",
                                 buckets=REPLAY_BUCKETS)
         self.replayed = Counter("livespace_replayed_events", "Events sent by replays.")
+        self.front_sockets = Counter(
+            "livespace_front_sockets", "WebSockets the front served, by path kind "
+            "(workspace: the raw path; asgi: handed to the app).", ["path"])
+        self.membership_reads = Counter(
+            "livespace_membership_reads",
+            "Memberships read from the store (the node's membership cache missed).")
+        self.verified_tokens = Gauge("livespace_verified_tokens",
+                                     "Verified tokens this node keeps until their exp.",
+                                     **live)  # type: ignore[arg-type]
         self._reported: dict[str, tuple[int, int, int]] = {}
         self._second = b""
         self._epoch = 0

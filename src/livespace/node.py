@@ -16,6 +16,7 @@ from livespace.broker import Broker, open_broker
 from livespace.codes import Close
 from livespace.config import Settings
 from livespace.connection import Connection
+from livespace.deadlines import Deadlines
 from livespace.hub import Hub
 from livespace.limits import Admission, KeyedBuckets
 from livespace.limits.cluster import ClusterLimits, LocalLimits
@@ -26,16 +27,18 @@ from livespace.notes.rooms import NoteRooms
 from livespace.outage import is_outage
 from livespace.presence import Presence, open_presence
 from livespace.service import Service
-from livespace.store import Event, Store, cleanup, open_store
+from livespace.store import Event, SessionRow, Store, cleanup, open_store
 
 log = logging.getLogger(__name__)
 
 #: With a broker that can lose messages (Redis pub/sub), how often each room's head is
 #: compared with the store's: bounds how late an event lost by the broker, and followed
-#: by no other, reaches this node's clients. One indexed read per local room.
+#: by no other, reaches this node's clients. One query for all of this node's rooms.
 HEAD_CHECK_S = 1.5
 #: How often the gauges and per-connection counters reach the metrics (and every scrape).
 METRICS_SAMPLE_S = 5.0
+#: How often rooms left empty are looked at (closed after hub.ROOM_LINGER_S).
+ROOM_SWEEP_S = 5.0
 
 
 class Node:
@@ -45,7 +48,7 @@ class Node:
         self.store = store
         self.broker = broker
         self.presence = presence
-        self.hub = Hub(store, broker)
+        self.hub = Hub(store, broker, presence, settings.node_id)
         self.metrics = Metrics.get()
         self.hub.on_delivered = self.metrics.event_delivered
         self.service = Service(store, self.hub, self.metrics)
@@ -72,8 +75,12 @@ class Node:
             compact_updates=settings.note_compact_updates,
         ), self.spawn)
         self.draining = False
+        self.deadlines = Deadlines()  # token expiries of every connection, one timer
+        self.front: Any = None  # the WebSocket front (livespace.front.Front), set by the app
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self._closed_sessions: list[SessionRow] = []
+        self._reads_sampled = 0
 
     @classmethod
     async def start(cls, settings: Settings) -> Node:
@@ -85,7 +92,9 @@ class Node:
                                  ttl_s=timing(settings.presence_ttl_s)[0],
                                  node_id=settings.node_id)
         node = cls(settings, store, broker, presence)
+        await node.hub.start()
         node._loops = [
+            node._every(ROOM_SWEEP_S, node.hub.sweep),
             node._every(settings.session_flush_s, node.flush_sessions),
             node._every(settings.cleanup_interval_s, node.cleanup),
             node._every(node.liveness.beat_s, node.beat),
@@ -95,7 +104,7 @@ class Node:
         if hasattr(broker, "on_reconnect"):
             broker.on_reconnect = node.on_broker_reconnect
             # a lost event that no later one reveals as a gap comes from the store too
-            node._loops.append(node._every(HEAD_CHECK_S, node.hub.catch_up))
+            node._loops.append(node._every(HEAD_CHECK_S, node.hub.check_heads))
         # What startup made (modules, app, settings) lives as long as the process: out of
         # the collector's full passes, which otherwise stop the loop for ~50 ms every few
         # seconds under write load (the durable bench's ack p99 halves).
@@ -152,15 +161,23 @@ class Node:
     # ---- periodic jobs ------------------------------------------------------------------
 
     async def save_session(self, conn: Connection) -> None:
+        """A closed connection's row goes with the next flush (not one write per close)."""
         conn.dirty = False
-        await self.store.save_session(conn.session)
+        self._closed_sessions.append(conn.session)
 
     async def flush_sessions(self) -> None:
-        """Counters reach the store every few seconds: a crash loses at most that much."""
-        for room in tuple(self.hub.rooms.values()):
-            for conn in tuple(room.conns.values()):
-                if conn.dirty:
-                    await self.save_session(conn)
+        """Counters reach the store every few seconds (a crash loses at most that much),
+        every changed or closed session in one transaction."""
+        dirty = [conn for room in tuple(self.hub.rooms.values())
+                 for conn in room.conns.values() if conn.dirty]
+        for conn in dirty:
+            conn.dirty = False
+        rows, self._closed_sessions = self._closed_sessions, []
+        try:
+            await self.store.save_sessions(rows + [conn.session for conn in dirty])
+        except BaseException:
+            self._closed_sessions[:0] = rows  # tried again at the next flush
+            raise
 
     async def cleanup(self, retention_days: int | None = None) -> dict[str, int]:
         days = retention_days if retention_days is not None else self.settings.retention_days
@@ -202,13 +219,18 @@ class Node:
         return [c for room in self.hub.rooms.values() for c in room.conns.values()]
 
     async def sample_metrics(self) -> None:
-        self.metrics.sample(self.connections(), len(self.hub.rooms))
+        self.metrics.sample(self.connections(), self.hub.active_rooms)
+        reads = self.hub.memberships.reads
+        self.metrics.membership_reads.inc(reads - self._reads_sampled)
+        self._reads_sampled = reads
+        self.metrics.verified_tokens.set(len(self.verifier.verified))
 
     # ---- broker reconnect ---------------------------------------------------------------
 
     def on_broker_reconnect(self) -> None:
         """Messages published while the broker was cut off are lost: events come from
         the store, and membership changes are read again from it."""
+        self.hub.memberships.clear()
         self.spawn(self.hub.catch_up())
         self.spawn(self.recheck_members())
         self.spawn(self.notes.catch_up())  # note updates other nodes stored meanwhile
@@ -229,10 +251,14 @@ class Node:
     async def stop(self) -> None:
         """Drain: every socket closes with 1012 (reconnect elsewhere with since)."""
         self.draining = True
+        if self.front is not None:
+            self.front.drain()
         await self.hub.close_all(Close.RESTARTING, "server restarting")
         await self.notes.close()
         for task in self._loops:
             task.cancel()
+        if self._tasks:  # the closed sockets' sessions end (presence leave, their rows)
+            await asyncio.wait(list(self._tasks), timeout=2.0)
         with contextlib.suppress(Exception):
             await self.flush_sessions()
         for task in list(self._tasks):

@@ -23,7 +23,8 @@ class Outbox:
                  "max_frames")
 
     def __init__(self, max_bytes: int, max_frames: int) -> None:
-        self._frames: deque[tuple[bytes, bool]] = deque()
+        # no deque while empty (an idle connection's outbox holds none: a deque is 600 B)
+        self._frames: deque[tuple[bytes, bool]] | tuple[()] = ()
         self.max_bytes = max_bytes
         self.max_frames = max_frames
         self.bytes = 0
@@ -55,6 +56,8 @@ class Outbox:
         out: list[bytes] = []
         taken = 0
         frames = self._frames
+        if not isinstance(frames, deque):
+            return out
         while frames and (not out or taken + len(frames[0][0]) <= max_bytes):
             payload, durable = frames.popleft()
             size = len(payload)
@@ -64,16 +67,20 @@ class Outbox:
                 self.ephemeral_bytes -= size
             out.append(payload)
         self.bytes -= taken
+        if not frames:
+            self._frames = ()
         return out
 
     def clear(self) -> None:
-        self._frames.clear()
+        self._frames = ()
         self.bytes = self.ephemeral = self.ephemeral_bytes = 0
 
     def _fits(self, size: int) -> bool:
         return len(self._frames) < self.max_frames and self.bytes + size <= self.max_bytes
 
     def _append(self, payload: bytes, durable: bool, size: int) -> None:
+        if not isinstance(self._frames, deque):
+            self._frames = deque()
         self._frames.append((payload, durable))
         self.bytes += size
         if not durable:

@@ -46,7 +46,7 @@ async def compacted_seqs(store: Store, workspace_id: str, since: int, position: 
 
 
 def gone(conn: Connection) -> bool:
-    return conn.close_code is not None or conn.closed.is_set()
+    return conn.close_code is not None or conn.closed
 
 
 async def run(conn: Connection, store: Store, room: Room, plan: Replay,

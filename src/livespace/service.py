@@ -46,7 +46,7 @@ class Service:
             entity_id(workspace_id, "workspace_id")
         except Problem:
             raise forbidden("not a member of this workspace") from None
-        role = await self.store.role_of(workspace_id, user_id)
+        role = await self.hub.memberships.role(workspace_id, user_id)
         if role is None:
             raise forbidden("not a member of this workspace")
         return role

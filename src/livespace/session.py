@@ -22,6 +22,7 @@ from livespace.auth import AuthError
 from livespace.codes import Close, Error, Problem
 from livespace.commands import AddNote, CreateContact, DeleteContact, Mutation, UpdateContact
 from livespace.connection import Connection
+from livespace.deadlines import Deadline
 from livespace.hub import Room
 from livespace.limits import Abuse, TokenBucket
 from livespace.liveness import entry_of
@@ -52,6 +53,9 @@ class _Reply:
 
 
 class Session:
+    __slots__ = ("_answer", "_expiry", "_in_flight", "_replies", "abuse", "bucket", "conn",
+                 "node", "room")
+
     def __init__(self, node: Node, conn: Connection) -> None:
         self.node = node
         self.conn = conn
@@ -60,10 +64,12 @@ class Session:
         self.bucket = TokenBucket(settings.rate_limit, now=now)
         self.abuse = Abuse(limit=int(settings.rate_limit * 2), window=5.0)
         self.room: Room | None = None
-        self._expiry: asyncio.TimerHandle | None = None
-        self._replies: deque[_Reply] = deque()  # owed, in frame order, from the first unknown
+        self._expiry: Deadline | None = None
+        # replies owed, in frame order, from the first unknown (made on first use: an idle
+        # connection holds neither this nor the event)
+        self._replies: deque[_Reply] | None = None
         self._in_flight = 0
-        self._answer = asyncio.Event()
+        self._answer: asyncio.Event | None = None
 
     # ---- open ---------------------------------------------------------------------------
 
@@ -83,7 +89,6 @@ class Session:
         node.metrics.opened.inc()
         node.liveness.hold(entry)  # before the join: see livespace.liveness
         joined = await node.presence.join(entry)
-        online = await node.presence.online(ws)
         position = None if since is None else await node.store.position(ws)
         seqs = None
         if compact and since is not None and position is not None:
@@ -102,7 +107,8 @@ class Session:
                      "name": principal.name, "role": conn.role},
             "seq": plan.to_seq if isinstance(plan, Replay) else head,
             "epoch": room.epoch if position is None else position.epoch,
-            "presence": online,
+            # who is online from the room's roster (no engine read per join), bounded
+            **room.roster.welcome(joined or entry.user(1), first=joined is not None),
             "heartbeat_s": node.settings.heartbeat_s,
         }
         if isinstance(plan, Replay):
@@ -120,6 +126,8 @@ class Session:
         self._watch_expiry()
         if joined is not None:
             await node.hub.announce(ws, "join", joined, conn.id)
+        else:  # another tab: every node's roster counts it
+            await node.hub.tabs(ws, principal.user_id, 1)
         if isinstance(plan, Replay):
             node.spawn(self._resume(plan))
 
@@ -143,10 +151,10 @@ class Session:
         exp = self.conn.principal.exp
         if exp is None:
             return
-        delay = max(0.0, exp + self.node.settings.jwt_leeway - time.time())
-        self._expiry = asyncio.get_running_loop().call_later(
-            delay, self.conn.close, Close.TOKEN_EXPIRED, "token expired"
-        )
+        # one node-wide timer for every connection's token expiry, not one each
+        self._expiry = self.node.deadlines.add(
+            exp + self.node.settings.jwt_leeway,
+            functools.partial(self.conn.close, Close.TOKEN_EXPIRED, "token expired"))
 
     # ---- frames -------------------------------------------------------------------------
 
@@ -243,6 +251,8 @@ class Session:
         when the store answers. With :data:`MAX_IN_FLIGHT` unanswered, wait first."""
         conn = self.conn
         while self._in_flight >= MAX_IN_FLIGHT:
+            if self._answer is None:
+                self._answer = asyncio.Event()
             self._answer.clear()
             await self._answer.wait()
         if conn.close_code is not None:
@@ -250,6 +260,8 @@ class Session:
         future = self.node.service.submit(conn.workspace_id, conn.principal, mutation, ref,
                                           conn.role)
         reply = _Reply()
+        if self._replies is None:
+            self._replies = deque()
         self._replies.append(reply)
         self._in_flight += 1
         future.add_done_callback(functools.partial(self._answered, reply, ref))
@@ -257,7 +269,8 @@ class Session:
     def _answered(self, reply: _Reply, ref: str | None,
                   future: asyncio.Future[Committed]) -> None:
         self._in_flight -= 1
-        self._answer.set()
+        if self._answer is not None:
+            self._answer.set()
         error = None if future.cancelled() else future.exception()
         if error is not None and is_outage(error):  # nothing applied: retry the same ref
             reply.frame = p.error_frame(unavailable(), ref)
@@ -270,6 +283,7 @@ class Session:
             committed = future.result()
             reply.frame = p.ack_frame(ref, committed.seq, committed.entity)
         replies, conn = self._replies, self.conn
+        assert replies is not None
         while replies and (ready := replies[0].frame) is not None:
             replies.popleft()
             conn.send(ready)
@@ -342,6 +356,8 @@ class Session:
         left = await node.presence.leave(conn.workspace_id, conn.id)
         if left is not None:
             await node.hub.announce(conn.workspace_id, "leave", left)
+        else:
+            await node.hub.tabs(conn.workspace_id, conn.user_id, -1)
         node.metrics.connection_closed(conn)
         conn.session.disconnected_at = now_iso()
         await node.save_session(conn)

@@ -58,3 +58,33 @@ async def test_joins_in_a_large_room_arrive_as_few_diff_frames(
         else:
             assert frame["event"] == "leave"
             left.add(frame["user"]["id"])
+
+
+async def test_a_big_rooms_welcome_is_bounded_and_the_rest_is_paged(servers, clients):
+    server = servers(LIVESPACE_HTTP_RATE_LIMIT="1000")
+    users = [f"b{i:03}" for i in range(120)]
+    ws = await server.workspace("owner", *users)
+    for user in users[:119]:
+        clients.append(await server.connect(ws, user))
+    last = await server.connect(ws, users[119])
+    clients.append(last)
+    welcome = last.welcome
+    listed = {u["id"] for u in welcome["presence"]}
+    assert len(listed) == 100 and users[119] in listed  # WELCOME_PRESENCE_MAX, me included
+    assert welcome["presence_count"] == 120 and welcome["presence_truncated"] is True
+    async with server.api(users[0]) as api:
+        seen: list[str] = []
+        after = None
+        while True:
+            params = {"limit": 50, **({"after": after} if after else {})}
+            page = (await api.get(f"/ws/workspace/{ws}/users", params=params)).json()
+            seen += [u["id"] for u in page["users"]]
+            assert page["count"] == 120
+            if not page["has_more"]:
+                break
+            after = seen[-1]
+    assert seen == sorted(users)
+    small = await server.workspace("owner", "x")
+    lone = await server.connect(small, "x")
+    clients.append(lone)
+    assert lone.welcome["presence_count"] == 1 and lone.welcome["presence_truncated"] is False

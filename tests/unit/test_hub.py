@@ -17,16 +17,36 @@ from livespace.store import Actor, open_store
 
 
 class Sink:
-    """A transport that keeps what is sent (the ASGI path)."""
+    """A :class:`livespace.wire.Wire` that keeps the frames written to it, decoded."""
+
+    plain = True
+    writable = True
+    gone = False
 
     def __init__(self) -> None:
         self.frames: list[dict[str, Any]] = []
 
-    async def send(self, text: str) -> None:
-        self.frames.append(orjson.loads(text))
+    def write(self, data: bytes) -> None:
+        while data:  # unmasked server frames, as wire.text_frame makes them
+            n, at = data[1] & 0x7F, 2
+            if n == 126:
+                n, at = int.from_bytes(data[2:4], "big"), 4
+            elif n == 127:
+                n, at = int.from_bytes(data[2:10], "big"), 10
+            self.frames.append(orjson.loads(data[at:at + n]))
+            data = data[at + n:]
 
-    async def close(self, code: int, reason: str = "") -> None:
+    def write_text(self, payload: bytes) -> None:
+        self.frames.append(orjson.loads(payload))
+
+    def close(self, code: int, reason: str = "") -> None:
         self.frames.append({"closed": code})
+
+    def abort(self) -> bool:
+        return False
+
+    async def drained(self) -> None:
+        return None
 
 
 def user(uid: str, status: str = "online") -> dict[str, Any]:
@@ -50,7 +70,7 @@ async def test_room_delivers_in_seq_order_and_fills_gaps_from_the_store(tmp_path
     hub = Hub(store, MemoryBroker())
     sink = Sink()
     conn = Connection(workspace_id=ws, principal=Principal("alice", None, None, None, {}),
-                      role="owner", transport=sink, node="n", flusher=Flusher())
+                      role="owner", wire=sink, node="n", flusher=Flusher())
     conn.live = True
     room = await hub.attach(conn)
     conn.start()

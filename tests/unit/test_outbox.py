@@ -133,10 +133,12 @@ def test_envelopes_round_trip() -> None:
 def test_any_broker_message_decodes_to_an_envelope_or_none(message: bytes) -> None:
     item = envelope.decode(message)
     assert item is None or isinstance(item, envelope.Durable | envelope.Ephemeral
-                                      | envelope.Direct | envelope.Control)
+                                      | envelope.Direct | envelope.Presence | envelope.Tabs
+                                      | envelope.Control)
 
 
 def test_malformed_broker_messages_are_ignored() -> None:
     for message in (b"", b"E\n{}", b"Eabc\n{}", b"no newline", b"C\n[1]", b"C\n{oops",
-                    b"X\xff\xfe\n{}", b"Q1\n{}", b"T\n{}", b"Tc1\n\n{}"):
+                    b"X\xff\xfe\n{}", b"Q1\n{}", b"T\n{}", b"Tc1\n\n{}", b"N\n{}", b"N\n[1]",
+                    b'N\n{"user_id": "u", "delta": "1"}'):
         assert envelope.decode(message) is None, message

@@ -22,7 +22,7 @@ async def health(node: NodeDep) -> dict[str, Any]:
     return {
         "status": "healthy",
         "service": "websocket",
-        "total_workspaces": len(node.hub.rooms),
+        "total_workspaces": node.hub.active_rooms,
         "total_connections": node.hub.connections,
         "note_documents": len(node.notes.rooms),  # open here: a client of each on this node
         "note_clients": node.notes.clients,
@@ -50,10 +50,19 @@ async def ready(node: NodeDep) -> Response:
 
 
 @router.get("/ws/workspace/{workspace_id}/users", summary="Online users (members only)")
-async def online_users(workspace_id: str, node: NodeDep, me: Caller) -> dict[str, Any]:
+async def online_users(workspace_id: str, node: NodeDep, me: Caller, after: str | None = None,
+                       limit: int | None = Query(None, ge=1, le=10_000)) -> dict[str, Any]:
+    """Every online user by id; with ``limit`` a page of them (the next after
+    ``after``, ``has_more`` when there are more): the rest of a truncated welcome."""
     await node.service.role(workspace_id, me.user_id)
     users = await node.presence.online(workspace_id)
-    return {"workspace_id": workspace_id, "users": users, "count": len(users)}
+    count = len(users)
+    if after is not None:
+        users = [u for u in users if str(u["id"]) > after]
+    more = limit is not None and len(users) > limit
+    if limit is not None:
+        users = users[:limit]
+    return {"workspace_id": workspace_id, "users": users, "count": count, "has_more": more}
 
 
 @router.get("/metrics", summary="Prometheus text format", response_class=PlainTextResponse)

@@ -47,34 +47,68 @@ _END = ""
 
 
 class EventStreamTransport:
-    """The connection's frames, as SSE chunks, into a small pipe the response drains.
+    """The connection's :class:`~livespace.wire.Wire`: its frames as SSE chunks into a
+    small pipe the response drains (writable while the pipe has room).
 
-    Closing never waits on the reader: the end goes into the pipe at once (in place of a
-    frame if it is full: the reader is too slow or gone anyway), and a response still
-    not finished ``grace_s`` later (its reader stopped reading) is cancelled."""
+    Closing never waits on the reader: the end goes into the pipe at once, and a
+    response still not finished ``grace_s`` later (its reader stopped reading) is
+    cancelled."""
+
+    plain = False  # frames come one by one to write_text, as JSON
 
     def __init__(self, grace_s: float) -> None:
-        self.pipe: asyncio.Queue[str] = asyncio.Queue(PIPE)
+        self.pipe: asyncio.Queue[str] = asyncio.Queue()
         self.close_code: int | None = None
         self.grace_s = grace_s
         self.response: asyncio.Task[Any] | None = None
+        self._room = asyncio.Event()
+        self._room.set()
+        self._ended = False
 
-    async def send(self, text: str) -> None:
-        raw = text.encode()
-        if not raw.startswith(DURABLE):
+    @property
+    def writable(self) -> bool:
+        return not self._ended and self.pipe.qsize() < PIPE
+
+    @property
+    def gone(self) -> bool:
+        return self._ended
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("an event stream takes frames one by one")
+
+    def write_text(self, payload: bytes) -> None:
+        if not payload.startswith(DURABLE):
             return  # only the log: acks, presence and broadcasts are not for this stream
-        frame = orjson.loads(raw)
-        await self.pipe.put(f"id: {frame['seq']}\nevent: {frame['type']}\ndata: {text}\n\n")
+        frame = orjson.loads(payload)
+        text = payload.decode()
+        self.pipe.put_nowait(f"id: {frame['seq']}\nevent: {frame['type']}\ndata: {text}\n\n")
+        if self.pipe.qsize() >= PIPE:
+            self._room.clear()
 
-    async def close(self, code: int, reason: str = "") -> None:
-        if self.close_code is not None:
+    def close(self, code: int, reason: str = "") -> None:
+        if self._ended:
             return
         self.close_code = code
-        if self.pipe.full():
-            self.pipe.get_nowait()
+        self._ended = True
         self.pipe.put_nowait(_END)
+        self._room.set()
         if self.response is not None:
             asyncio.get_running_loop().call_later(self.grace_s, self.response.cancel)
+
+    def abort(self) -> bool:
+        if self._ended:
+            return False
+        self.close(self.close_code or Close.GOING_AWAY)
+        return True
+
+    async def drained(self) -> None:
+        await self._room.wait()
+
+    async def get(self) -> str:
+        chunk = await self.pipe.get()
+        if self.pipe.qsize() < PIPE:
+            self._room.set()
+        return chunk
 
 
 async def _replay(conn: Connection, node: Node, room: Room, plan: Replay) -> None:
@@ -120,7 +154,7 @@ async def event_stream(
         raise Problem(Error.FORBIDDEN, "not a member of this workspace")
     transport = EventStreamTransport(node.settings.close_grace_s)
     conn = Connection(workspace_id=workspace_id, principal=principal, role=role,
-                      transport=transport, node=node.settings.node_id,
+                      wire=transport, node=node.settings.node_id, flusher=node.hub.flusher,
                       max_bytes=node.settings.send_queue_bytes,
                       max_frames=node.settings.send_queue_frames,
                       close_grace_s=node.settings.close_grace_s)
@@ -162,7 +196,7 @@ async def event_stream(
             yield first
             while True:
                 try:
-                    chunk = await asyncio.wait_for(transport.pipe.get(), heartbeat)
+                    chunk = await asyncio.wait_for(transport.get(), heartbeat)
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue

@@ -14,14 +14,18 @@ class MemoryPresence:
     def __init__(self, ttl_s: float = 10.0) -> None:
         self.ttl_s = ttl_s
         self._entries: dict[str, dict[str, Entry]] = {}  # workspace -> conn -> entry
+        # workspace -> user -> their entries: a join or leave in a big room is O(1)
+        self._users: dict[str, dict[str, dict[str, Entry]]] = {}
 
     def _user_entries(self, workspace_id: str, user_id: str) -> list[Entry]:
-        return [e for e in self._entries.get(workspace_id, {}).values() if e.user_id == user_id]
+        return list(self._users.get(workspace_id, {}).get(user_id, {}).values())
 
     async def join(self, entry: Entry) -> dict[str, Any] | None:
-        conns = self._entries.setdefault(entry.workspace_id, {})
-        first = not any(e.user_id == entry.user_id for e in conns.values())
-        conns[entry.conn_id] = entry
+        self._entries.setdefault(entry.workspace_id, {})[entry.conn_id] = entry
+        users = self._users.setdefault(entry.workspace_id, {})
+        tabs = users.setdefault(entry.user_id, {})
+        first = not tabs
+        tabs[entry.conn_id] = entry
         return entry.user(1) if first else None
 
     async def leave(self, workspace_id: str, conn_id: str) -> dict[str, Any] | None:
@@ -29,9 +33,15 @@ class MemoryPresence:
         if not conns or conn_id not in conns:
             return None
         entry = conns.pop(conn_id)
+        users = self._users[workspace_id]
+        tabs = users[entry.user_id]
+        del tabs[conn_id]
+        if not tabs:
+            del users[entry.user_id]
         if not conns:
             del self._entries[workspace_id]
-        if self._user_entries(workspace_id, entry.user_id):
+            del self._users[workspace_id]
+        if tabs:
             return None
         return entry.user(0)
 
@@ -79,3 +89,4 @@ class MemoryPresence:
 
     async def close(self) -> None:
         self._entries.clear()
+        self._users.clear()

@@ -15,6 +15,26 @@ SESSIONS_LIMIT = 1000
 USER_FILTER = "(CAST($2 AS TEXT) IS NULL OR user_id = $2)"
 
 
+SESSION_UPSERT = (
+    "INSERT INTO sessions (id, workspace_id, user_id, node, connected_at,"
+    " disconnected_at, messages_in, messages_out, events_delivered, events_acked,"
+    " close_code, extra) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    " ON CONFLICT (id) DO UPDATE SET workspace_id = excluded.workspace_id,"
+    " user_id = excluded.user_id, node = excluded.node,"
+    " connected_at = excluded.connected_at, disconnected_at = excluded.disconnected_at,"
+    " messages_in = excluded.messages_in, messages_out = excluded.messages_out,"
+    " events_delivered = excluded.events_delivered,"
+    " events_acked = excluded.events_acked, close_code = excluded.close_code,"
+    " extra = excluded.extra"
+)
+
+
+def _session_args(s: SessionRow) -> tuple[Any, ...]:
+    return (s.id, s.workspace_id, s.user_id, s.node, s.connected_at, s.disconnected_at,
+            s.messages_in, s.messages_out, s.events_delivered, s.events_acked, s.close_code,
+            json_text(s.extra))
+
+
 class Analytics:
     """The part of :class:`~livespace.store.sql.SqlStore` for receipts and sessions."""
 
@@ -46,22 +66,16 @@ class Analytics:
 
     async def save_session(self, session: SessionRow) -> None:
         """Insert or overwrite the whole row of ``session.id``."""
-        s = session
-        await self.db.execute(
-            "INSERT INTO sessions (id, workspace_id, user_id, node, connected_at,"
-            " disconnected_at, messages_in, messages_out, events_delivered, events_acked,"
-            " close_code, extra) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            " ON CONFLICT (id) DO UPDATE SET workspace_id = excluded.workspace_id,"
-            " user_id = excluded.user_id, node = excluded.node,"
-            " connected_at = excluded.connected_at, disconnected_at = excluded.disconnected_at,"
-            " messages_in = excluded.messages_in, messages_out = excluded.messages_out,"
-            " events_delivered = excluded.events_delivered,"
-            " events_acked = excluded.events_acked, close_code = excluded.close_code,"
-            " extra = excluded.extra",
-            s.id, s.workspace_id, s.user_id, s.node, s.connected_at, s.disconnected_at,
-            s.messages_in, s.messages_out, s.events_delivered, s.events_acked, s.close_code,
-            json_text(s.extra),
-        )
+        await self.save_sessions([session])
+
+    async def save_sessions(self, sessions: list[SessionRow]) -> None:
+        """:meth:`save_session` for many, in one transaction (the node's periodic flush)."""
+        if not sessions:
+            return
+        async with self.db.transaction() as tx:
+            await tx.executemany(SESSION_UPSERT, [_session_args(s) for s in sessions])
+
+
 
     async def sessions(
         self, workspace_id: str, *, active: bool | None, user_id: str | None = None

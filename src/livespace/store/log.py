@@ -175,6 +175,23 @@ class EventLog:
         seq = await self.db.fetchval("SELECT head_seq FROM workspaces WHERE id = $1", workspace_id)
         return 0 if seq is None else int(seq)
 
+    async def heads(self, workspace_ids: list[str]) -> dict[str, int]:
+        """``head_seq`` of each known workspace among ``workspace_ids``: one query on
+        PostgreSQL (an array), one per 500 ids on SQLite."""
+        if self._postgres:
+            rows = await self.db.fetchall(
+                "SELECT id, head_seq FROM workspaces WHERE id = ANY($1::text[])",
+                workspace_ids)
+            return {str(r["id"]): int(r["head_seq"]) for r in rows}
+        heads: dict[str, int] = {}
+        for at in range(0, len(workspace_ids), 500):
+            chunk = workspace_ids[at:at + 500]
+            marks = ", ".join(f"${n}" for n in range(1, len(chunk) + 1))
+            for r in await self.db.fetchall(
+                    f"SELECT id, head_seq FROM workspaces WHERE id IN ({marks})", *chunk):
+                heads[str(r["id"])] = int(r["head_seq"])
+        return heads
+
     async def oldest_seq(self, workspace_id: str) -> int:
         """The first seq still kept; head_seq + 1 when nothing is kept."""
         row = await self.db.fetchone(

@@ -101,6 +101,15 @@ class Workspaces:
             workspace_id, user_id,
         )
 
+    async def roles(self, workspace_id: str, limit: int) -> dict[str, str] | None:
+        """user id -> role of every member, or None when there are more than ``limit``."""
+        rows = await self.db.fetchall(
+            "SELECT user_id, role FROM members WHERE workspace_id = $1 LIMIT $2",
+            workspace_id, limit + 1)
+        if len(rows) > limit:
+            return None
+        return {str(r["user_id"]): str(r["role"]) for r in rows}
+
     async def members(self, workspace_id: str) -> list[Member]:
         rows = await self.db.fetchall(
             "SELECT workspace_id, user_id, role, added_at FROM members"
