@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson

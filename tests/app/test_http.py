@@ -206,4 +206,4 @@ async def test_health_readiness_metrics_and_the_openapi_document(app: App) -> No
     assert "/api/workspaces/{workspace_id}/contacts" in spec["paths"]
     ws = await app.workspace("alice")
     online = (await app.http.get(f"/ws/workspace/{ws}/users", headers=app.as_("alice"))).json()
-    assert online == {"workspace_id": ws, "users": [], "count": 0}
+    assert online == {"workspace_id": ws, "users": [], "count": 0, "has_more": False}

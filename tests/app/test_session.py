@@ -31,20 +31,36 @@ WAIT_S = 5.0  # generous: the machine may be loaded; no test waits this long whe
 
 @dataclass
 class Wire:
-    """The connection's transport: what the session queued, in the order it went out."""
+    """The connection's :class:`livespace.wire.Wire`: what the session queued, in the
+    order it went out (one JSON text per message, as with compression on)."""
 
     frames: list[Frame] = field(default_factory=list)
     closed: int | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    plain = False
+    writable = True
 
-    async def send(self, text: str) -> None:
-        sent = orjson.loads(text)
+    @property
+    def gone(self) -> bool:
+        return self.closed is not None
+
+    def write(self, data: bytes) -> None:
+        raise AssertionError("not plain: frames come through write_text")
+
+    def write_text(self, payload: bytes) -> None:
+        sent = orjson.loads(payload)
         self.frames.extend(sent if isinstance(sent, list) else [sent])
         self.changed.set()
 
-    async def close(self, code: int, reason: str = "") -> None:
+    def close(self, code: int, reason: str = "") -> None:
         self.closed = code
         self.changed.set()
+
+    def abort(self) -> bool:
+        return False
+
+    async def drained(self) -> None:
+        return None
 
     async def until(self, done: Callable[[list[Frame]], bool]) -> list[Frame]:
         async with asyncio.timeout(WAIT_S):
@@ -97,7 +113,8 @@ class World:
             user, name=user.title(), ttl_s=exp_in if exp_in is not None else 3600))
         wire = Wire()
         conn = Connection(workspace_id=self.ws, principal=principal, role=role,
-                          transport=wire, node=self.node.settings.node_id, batch=batch)
+                          wire=wire, node=self.node.settings.node_id, batch=batch,
+                          flusher=self.node.hub.flusher)
         session = Session(self.node, conn)
         await session.open(since)
         peer = Peer(session, conn, wire)

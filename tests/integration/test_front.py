@@ -114,6 +114,7 @@ async def test_deflate_is_negotiated_only_when_configured(servers: ServerFactory
         ws = await server.workspace("alice")
         url = f"{server.ws}/ws/workspace/{ws}?token={server.token('alice')}"
         async with websockets.connect(url, compression="deflate") as sock:
+            assert sock.response is not None
             offered = sock.response.headers.get("Sec-WebSocket-Extensions") or ""
             assert ("permessage-deflate" in offered) is expected
             assert '"welcome"' in str(await asyncio.wait_for(sock.recv(), 10))

@@ -60,7 +60,8 @@ async def test_joins_in_a_large_room_arrive_as_few_diff_frames(
             left.add(frame["user"]["id"])
 
 
-async def test_a_big_rooms_welcome_is_bounded_and_the_rest_is_paged(servers, clients):
+async def test_a_big_rooms_welcome_is_bounded_and_the_rest_is_paged(
+        servers: ServerFactory, clients: list[Client]) -> None:
     server = servers(LIVESPACE_HTTP_RATE_LIMIT="1000")
     users = [f"b{i:03}" for i in range(120)]
     ws = await server.workspace("owner", *users)
@@ -76,7 +77,7 @@ async def test_a_big_rooms_welcome_is_bounded_and_the_rest_is_paged(servers, cli
         seen: list[str] = []
         after = None
         while True:
-            params = {"limit": 50, **({"after": after} if after else {})}
+            params: dict[str, str | int] = {"limit": 50, **({"after": after} if after else {})}
             page = (await api.get(f"/ws/workspace/{ws}/users", params=params)).json()
             seen += [u["id"] for u in page["users"]]
             assert page["count"] == 120

@@ -9,7 +9,7 @@ from livespace.roster import WELCOME_PRESENCE_MAX, Roster
 from livespace.verified import Memberships, VerifiedTokens
 
 
-def user(uid: str, connections: int = 1, status: str = "online") -> dict:
+def user(uid: str, connections: int = 1, status: str = "online") -> dict[str, object]:
     return {"id": uid, "status": status, "connections": connections}
 
 
