@@ -11,7 +11,7 @@ from livespace.client import Client
 
 pytestmark = pytest.mark.integration
 
-ROOM = 100  # hub.PRESENCE_COALESCE_AT
+ROOM = 100  # presence_fanout.PRESENCE_COALESCE_AT
 NEWCOMERS = 10
 
 

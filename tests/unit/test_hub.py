@@ -12,7 +12,8 @@ from livespace.auth import Principal
 from livespace.broker.memory import MemoryBroker
 from livespace.commands import CreateContact
 from livespace.connection import Connection, Flusher
-from livespace.hub import GAP_WAIT_S, Hub, presence_diff
+from livespace.hub import GAP_WAIT_S, Hub
+from livespace.presence_fanout import presence_diff
 from livespace.store import Actor, open_store
 
 
