@@ -332,6 +332,8 @@ class FrontProtocol(asyncio.Protocol):
         if self.ws.state is State.OPEN:
             self.ws.send_close(code, reason[:120])
             self.flush()
+        # the peer's close frame must be read, whatever a handler paused for
+        self.resume_reading()
 
     def fail(self, code: int, reason: str = "") -> None:
         self.live = False
@@ -376,7 +378,8 @@ class FrontProtocol(asyncio.Protocol):
                 transport.close()
 
     def pause_reading(self) -> None:
-        if self.transport is not None:
+        """A handler's backpressure; ignored once closing (the close must be read)."""
+        if self.transport is not None and self.live:
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:

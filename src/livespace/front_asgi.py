@@ -129,6 +129,8 @@ class AsgiSocket:
     # ---- Handler ------------------------------------------------------------------------
 
     def on_message(self, data: str | bytes) -> None:
+        if self.closed:
+            return  # the app closed: what still arrives is not for it
         if isinstance(data, str):
             self._push({"type": "websocket.receive", "text": data})
         else:
