@@ -202,8 +202,6 @@ class Hub(PresenceFanout):
         self.memberships = Memberships(
             store.role_of, trusted=lambda: bool(getattr(broker, "connected", True)))
         self._control: Subscription | None = None
-        #: also told each control message (workspace id, the message): the note sockets
-        self.control_listeners: list[Callable[[str, bytes], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._opening: dict[str, asyncio.Task[Room]] = {}
         #: Called with each durable event's frame once a room delivered it (metrics).
@@ -332,8 +330,6 @@ class Hub(PresenceFanout):
         room = self.rooms.get(workspace_id)
         if room is not None:
             self.on_control(room, item.body)
-        for listener in self.control_listeners:
-            listener(workspace_id, message)
 
     def on_control(self, room: Room, body: dict[str, Any]) -> None:
         """Membership changes reach open sockets on every node within the broker's latency."""

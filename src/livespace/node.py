@@ -74,7 +74,6 @@ class Node:
             awareness_rate=settings.note_awareness_rate,
             compact_updates=settings.note_compact_updates,
         ), self.spawn)
-        self.hub.control_listeners.append(self.notes.membership_changed)
         self.draining = False
         self.deadlines = Deadlines()  # token expiries of every connection, one timer
         self.front: Any = None  # the WebSocket front (livespace.front.Front), set by the app
