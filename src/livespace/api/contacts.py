@@ -8,15 +8,8 @@ from fastapi import APIRouter, Header, Query
 
 from livespace import protocol as p
 from livespace import validation as v
-from livespace.api.deps import Caller, ImportBody, JsonBody, NodeDep
-from livespace.codes import Error, Problem
-from livespace.commands import (
-    AddNote,
-    CreateContact,
-    DeleteContact,
-    UpdateContact,
-)
-from livespace.resume import Resync, resume
+from livespace.api.deps import ImportBody, JsonBody, MemberOf, WriterOf
+from livespace.commands import AddNote, CreateContact, DeleteContact, UpdateContact
 from livespace.store import Committed
 
 router = APIRouter(prefix="/api/workspaces/{workspace_id}", tags=["contacts"])
@@ -40,62 +33,46 @@ def _data(body: Any) -> dict[str, Any]:
     return body
 
 
-def _not_found(contact_id: str) -> Problem:
-    return Problem(Error.NOT_FOUND, "no such contact", details={"id": contact_id})
-
-
 @router.get("/contacts", summary="Contacts, by id, paginated with `after`")
 async def list_contacts(
-    workspace_id: str, node: NodeDep, me: Caller, after: str | None = None,
+    m: MemberOf, after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100, include_deleted: bool = False,
 ) -> dict[str, Any]:
     """One consistent read: the page reflects every event up to `seq` and none after, so
     connecting with `since=seq&epoch=epoch` next misses nothing and repeats nothing."""
-    await node.service.role(workspace_id, me.user_id)
-    listing = await node.store.contact_list(workspace_id, after=after, limit=limit,
-                                            include_deleted=include_deleted)
-    if listing is None:
-        raise Problem(Error.FORBIDDEN, "not a member of this workspace")
+    listing = await m.contacts(after=after, limit=limit, include_deleted=include_deleted)
     rows = listing.items
     return {"contacts": rows, "next": rows[-1]["id"] if len(rows) == limit else None,
             "seq": listing.seq, "epoch": listing.epoch}
 
 
 @router.post("/contacts", status_code=201, summary="Create a contact (emits contact_created)")
-async def create_contact(workspace_id: str, node: NodeDep, me: Caller, body: JsonBody,
+async def create_contact(body: JsonBody, m: WriterOf,
                          key: IdempotencyKey = None) -> dict[str, Any]:
     mutation = p.validate("contact_created", _data(body))
     assert isinstance(mutation, CreateContact)
-    return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
+    return _result(await m.mutate(mutation, _ref(key)))
 
 
 @router.post("/contacts/import", status_code=201,
              summary="Create up to 1,000 contacts, all or nothing (one contact_created each)")
-async def import_contacts(workspace_id: str, node: NodeDep, me: Caller, body: ImportBody,
+async def import_contacts(body: ImportBody, m: WriterOf,
                           key: IdempotencyKey = None) -> dict[str, Any]:
     """Body `{"contacts": [contact, ...]}` (1-1,000, each as for `POST .../contacts`). One
     transaction: every contact is created, with consecutive seqs, or none is; the first
     invalid one is named by its index (422, `details.index`)."""
-    mutation = p.import_contacts(body)
-    committed = await node.service.mutate(workspace_id, me, mutation, _ref(key))
-    return {**committed.entity, "seq": committed.seq}
+    return _result(await m.mutate(p.import_contacts(body), _ref(key)))
 
 
 @router.get("/contacts/{contact_id}", summary="One contact (tombstones with include_deleted)")
-async def get_contact(workspace_id: str, contact_id: str, node: NodeDep, me: Caller,
+async def get_contact(contact_id: str, m: MemberOf,
                       include_deleted: bool = False) -> dict[str, Any]:
-    await node.service.role(workspace_id, me.user_id)
-    v.entity_id(contact_id)
-    contact = await node.store.get_contact(workspace_id, contact_id,
-                                           include_deleted=include_deleted)
-    if contact is None:
-        raise _not_found(contact_id)
-    return contact
+    return await m.contact(contact_id, include_deleted=include_deleted)
 
 
 @router.patch("/contacts/{contact_id}", summary="Change fields (emits contact_updated)")
 async def update_contact(
-    workspace_id: str, contact_id: str, node: NodeDep, me: Caller, body: JsonBody,
+    contact_id: str, body: JsonBody, m: WriterOf,
     key: IdempotencyKey = None, if_match: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """Body: the fields to change, and optionally `base_version` (or an `If-Match` header)."""
@@ -109,41 +86,36 @@ async def update_contact(
     mutation = p.validate("contact_updated",
                           {"id": contact_id, "changes": changes, "base_version": base})
     assert isinstance(mutation, UpdateContact)
-    return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
+    return _result(await m.mutate(mutation, _ref(key)))
 
 
 @router.delete("/contacts/{contact_id}", summary="Delete (tombstone; emits contact_deleted)")
-async def delete_contact(workspace_id: str, contact_id: str, node: NodeDep, me: Caller,
+async def delete_contact(contact_id: str, m: WriterOf,
                          key: IdempotencyKey = None) -> dict[str, Any]:
     mutation = p.validate("contact_deleted", {"id": contact_id})
     assert isinstance(mutation, DeleteContact)
-    return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
+    return _result(await m.mutate(mutation, _ref(key)))
 
 
 @router.get("/contacts/{contact_id}/notes", summary="A contact's notes, oldest first")
-async def list_notes(workspace_id: str, contact_id: str, node: NodeDep,
-                     me: Caller) -> dict[str, Any]:
+async def list_notes(contact_id: str, m: MemberOf) -> dict[str, Any]:
     """One consistent read, like the contact list: with `seq` and `epoch`."""
-    await node.service.role(workspace_id, me.user_id)
-    v.entity_id(contact_id)
-    listing = await node.store.note_list(workspace_id, contact_id)
-    if listing is None:
-        raise _not_found(contact_id)
+    listing = await m.notes(contact_id)
     return {"notes": listing.items, "seq": listing.seq, "epoch": listing.epoch}
 
 
 @router.post("/contacts/{contact_id}/notes", status_code=201,
              summary="Add a note (emits note_added)")
-async def add_note(workspace_id: str, contact_id: str, node: NodeDep, me: Caller,
-                   body: JsonBody, key: IdempotencyKey = None) -> dict[str, Any]:
+async def add_note(contact_id: str, body: JsonBody, m: WriterOf,
+                   key: IdempotencyKey = None) -> dict[str, Any]:
     mutation = p.validate("note_added", {**_data(body), "contact_id": contact_id})
     assert isinstance(mutation, AddNote)
-    return _result(await node.service.mutate(workspace_id, me, mutation, _ref(key)))
+    return _result(await m.mutate(mutation, _ref(key)))
 
 
 @router.get("/events", summary="History of durable events after `since`")
 async def events(
-    workspace_id: str, node: NodeDep, me: Caller,
+    m: MemberOf,
     since: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     epoch: Annotated[str | None, Query(max_length=200)] = None,
@@ -153,24 +125,4 @@ async def events(
     the log's: 410 `resync_required`. With `compact=1`, each contact changed after
     `since` once, as its latest event, and every note event (page on with the last
     event's `seq`)."""
-    await node.service.role(workspace_id, me.user_id)
-    position = await node.store.position(workspace_id)
-    if position is None:
-        raise Problem(Error.FORBIDDEN, "not a member of this workspace")
-    oldest, head = position.oldest, position.head
-    if isinstance(resume(since, delivered=head, head=head, oldest=oldest, epoch=epoch,
-                         current=position.epoch), Resync):
-        raise Problem(Error.RESYNC_REQUIRED, "since is outside the kept log: resync",
-                      details={"oldest_seq": oldest, "head_seq": head,
-                               "epoch": position.epoch})
-    if compact:
-        seqs = await node.store.compacted_seqs(workspace_id, since, head, limit + 1)
-        rows = await node.store.events_at(workspace_id, seqs[:limit])
-        has_more = len(seqs) > limit
-    else:
-        rows = await node.store.events_after(workspace_id, since, limit)
-        has_more = bool(rows) and rows[-1].seq < head
-    cursor = await node.store.cursor(workspace_id, me.user_id)
-    return {"events": [e.frame() for e in rows], "head_seq": head, "has_more": has_more,
-            "oldest_seq": oldest, "cursor": cursor, "epoch": position.epoch,
-            "compacted": compact}
+    return await m.events(since=since, limit=limit, epoch=epoch, compact=compact)

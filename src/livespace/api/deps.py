@@ -17,6 +17,7 @@ from livespace.codes import HTTP_STATUS, Error, Problem
 from livespace.node import Node
 from livespace.outage import is_outage, unavailable
 from livespace.protocol import loads
+from livespace.service import Membership
 
 audit = logging.getLogger("livespace.audit")
 
@@ -83,6 +84,23 @@ async def import_body(request: Request) -> Any:
 NodeDep = Annotated[Node, Depends(node_of)]
 JsonBody = Annotated[Any, Depends(json_body)]
 ImportBody = Annotated[Any, Depends(import_body)]
+
+
+def member(at_least: str = "viewer") -> Any:
+    """The dependency "a member of the path's workspace with at least this role": the
+    caller's :class:`~livespace.service.Membership` (403 for anyone else, unknown
+    workspaces included), through which the route reads and writes."""
+
+    async def membership(workspace_id: str, node: NodeDep, me: Caller) -> Membership:
+        return await node.service.member(workspace_id, me, at_least)
+
+    return Depends(membership)
+
+
+#: Any member (viewers too): reads.
+MemberOf = Annotated[Membership, member()]
+#: Members and above: changes to contacts and notes.
+WriterOf = Annotated[Membership, member("member")]
 
 
 def error_body(code: Error | str, message: str, details: Any = None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from livespace.api.deps import Caller, JsonBody, NodeDep
+from livespace.api.deps import Caller, JsonBody, MemberOf, NodeDep
 from livespace.validation import invalid
 
 router = APIRouter(prefix="/api/workspaces", tags=["workspaces"])
@@ -30,11 +30,8 @@ async def my_workspaces(node: NodeDep, me: Caller) -> dict[str, Any]:
 
 
 @router.get("/{workspace_id}", summary="One workspace (members only)")
-async def get_workspace(workspace_id: str, node: NodeDep, me: Caller) -> dict[str, Any]:
-    role = await node.service.role(workspace_id, me.user_id)
-    workspace = await node.store.get_workspace(workspace_id)
-    assert workspace is not None
-    return {**workspace.to_json(), "role": role}
+async def get_workspace(m: MemberOf) -> dict[str, Any]:
+    return await m.workspace()
 
 
 @router.delete("/{workspace_id}", status_code=204, summary="Delete a workspace (owners)")
@@ -44,9 +41,8 @@ async def delete_workspace(workspace_id: str, node: NodeDep, me: Caller) -> Resp
 
 
 @router.get("/{workspace_id}/members", summary="Members and their roles (members only)")
-async def members(workspace_id: str, node: NodeDep, me: Caller) -> dict[str, Any]:
-    await node.service.role(workspace_id, me.user_id)
-    return {"members": [m.to_json() for m in await node.store.members(workspace_id)]}
+async def members(m: MemberOf) -> dict[str, Any]:
+    return {"members": [member.to_json() for member in await m.members()]}
 
 
 @router.put("/{workspace_id}/members/{user_id}",
