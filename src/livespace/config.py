@@ -8,6 +8,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 MIN_HS_SECRET = 32
 ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
@@ -17,34 +18,52 @@ class ConfigError(ValueError):
     """A setting that makes the server refuse to start; the message says which and why."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0) -> int:
+def _number(env: Mapping[str, str], name: str, default: float, lo: float) -> float:
+    """``name`` from ``env`` as a number of the default's kind (int or float), at least
+    ``lo``; the default when unset or empty."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
+    kind, what = (int, "an integer") if isinstance(default, int) else (float, "a number")
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < lo:
-        raise ConfigError(f"{name} must be >= {lo}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, lo: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
     if not value >= lo:
-        raise ConfigError(f"{name} must be >= {lo}, got {raw}")
+        raise ConfigError(f"{name} must be >= {lo:g}, got {raw}")
     return value
 
 
 def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (raw or "").split(",") if item.strip())
+
+
+#: Numeric settings read from the environment: field -> (variable, lowest value).
+#: Their defaults are the fields' own, written once on :class:`Settings`.
+NUMBERS: dict[str, tuple[str, float]] = {
+    "jwt_leeway": ("JWT_LEEWAY", 0.0),
+    "max_frame": ("LIVESPACE_MAX_FRAME", 1024),
+    "rate_limit": ("LIVESPACE_RATE_LIMIT", 1.0),
+    "user_rate_limit": ("LIVESPACE_USER_RATE_LIMIT", 1.0),
+    "http_rate_limit": ("LIVESPACE_HTTP_RATE_LIMIT", 1.0),
+    "auth_failure_rate": ("LIVESPACE_AUTH_FAILURE_RATE", 0.1),
+    "max_connections_per_user": ("LIVESPACE_MAX_CONNECTIONS_PER_USER", 1),
+    "max_connections_per_workspace": ("LIVESPACE_MAX_CONNECTIONS_PER_WORKSPACE", 1),
+    "send_queue_bytes": ("LIVESPACE_SEND_QUEUE_BYTES", 65536),
+    "send_queue_frames": ("LIVESPACE_SEND_QUEUE_FRAMES", 16),
+    "close_grace_s": ("LIVESPACE_CLOSE_GRACE_S", 0.1),
+    "heartbeat_s": ("LIVESPACE_HEARTBEAT_S", 0.5),
+    "handshake_timeout_s": ("LIVESPACE_HANDSHAKE_TIMEOUT_S", 0.1),
+    "max_header_bytes": ("LIVESPACE_MAX_HEADER_BYTES", 1024),
+    "typing_timeout_s": ("LIVESPACE_TYPING_TIMEOUT_S", 0.1),
+    "retention_days": ("LIVESPACE_RETENTION_DAYS", 1),
+    "cleanup_interval_s": ("LIVESPACE_CLEANUP_INTERVAL_S", 1.0),
+    "session_flush_s": ("LIVESPACE_SESSION_FLUSH_S", 0.1),
+    "presence_ttl_s": ("LIVESPACE_PRESENCE_TTL_S", 1.0),
+    "note_max_bytes": ("LIVESPACE_NOTE_MAX_BYTES", 4096),
+    "note_awareness_rate": ("LIVESPACE_NOTE_AWARENESS_RATE", 1.0),
+    "note_compact_updates": ("LIVESPACE_NOTE_COMPACT_UPDATES", 2),
+}
 
 
 @dataclass(frozen=True)
@@ -92,45 +111,29 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get("LIVESPACE_DATA_DIR") or ".livespace")
-        settings = cls(
+        defaults = cls()
+        data_dir = Path(env.get("LIVESPACE_DATA_DIR") or defaults.data_dir)
+        numbers: dict[str, Any] = {
+            name: _number(env, variable, getattr(defaults, name), lo)
+            for name, (variable, lo) in NUMBERS.items()
+        }
+        settings = replace(
+            defaults,
+            **numbers,
             data_dir=data_dir,
             database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'livespace.db'}",
             redis_url=env.get("REDIS_URL") or None,
-            redis_prefix=env.get("LIVESPACE_REDIS_PREFIX") or "livespace",
+            redis_prefix=env.get("LIVESPACE_REDIS_PREFIX") or defaults.redis_prefix,
             jwt_secret=env.get("JWT_SECRET") or None,
-            jwt_algorithm=(env.get("JWT_ALGORITHM") or "HS256").upper(),
+            jwt_algorithm=(env.get("JWT_ALGORITHM") or defaults.jwt_algorithm).upper(),
             jwt_public_key=env.get("JWT_PUBLIC_KEY") or None,
             jwt_jwks_url=env.get("JWT_JWKS_URL") or None,
             jwt_audience=env.get("JWT_AUDIENCE") or None,
             jwt_issuer=env.get("JWT_ISSUER") or None,
-            jwt_leeway=_float(env, "JWT_LEEWAY", 0.0),
             allowed_origins=_list(env.get("LIVESPACE_ALLOWED_ORIGINS")),
-            max_frame=_int(env, "LIVESPACE_MAX_FRAME", 64 * 1024, 1024),
-            rate_limit=_float(env, "LIVESPACE_RATE_LIMIT", 50.0, 1.0),
-            user_rate_limit=_float(env, "LIVESPACE_USER_RATE_LIMIT", 100.0, 1.0),
-            http_rate_limit=_float(env, "LIVESPACE_HTTP_RATE_LIMIT", 20.0, 1.0),
-            auth_failure_rate=_float(env, "LIVESPACE_AUTH_FAILURE_RATE", 10.0, 0.1),
-            max_connections_per_user=_int(env, "LIVESPACE_MAX_CONNECTIONS_PER_USER", 20, 1),
-            max_connections_per_workspace=_int(
-                env, "LIVESPACE_MAX_CONNECTIONS_PER_WORKSPACE", 10_000, 1
-            ),
-            send_queue_bytes=_int(env, "LIVESPACE_SEND_QUEUE_BYTES", 4 * 1024 * 1024, 65536),
-            send_queue_frames=_int(env, "LIVESPACE_SEND_QUEUE_FRAMES", 10_000, 16),
-            close_grace_s=_float(env, "LIVESPACE_CLOSE_GRACE_S", 10.0, 0.1),
-            heartbeat_s=_float(env, "LIVESPACE_HEARTBEAT_S", 25.0, 0.5),
-            handshake_timeout_s=_float(env, "LIVESPACE_HANDSHAKE_TIMEOUT_S", 10.0, 0.1),
-            max_header_bytes=_int(env, "LIVESPACE_MAX_HEADER_BYTES", 16 * 1024, 1024),
+            log_format=(env.get("LIVESPACE_LOG_FORMAT") or defaults.log_format).lower(),
             ws_deflate=(env.get("LIVESPACE_WS_DEFLATE") or "0").lower() in ("1", "true", "yes"),
-            typing_timeout_s=_float(env, "LIVESPACE_TYPING_TIMEOUT_S", 5.0, 0.1),
-            retention_days=_int(env, "LIVESPACE_RETENTION_DAYS", 30, 1),
-            cleanup_interval_s=_float(env, "LIVESPACE_CLEANUP_INTERVAL_S", 3600.0, 1.0),
-            session_flush_s=_float(env, "LIVESPACE_SESSION_FLUSH_S", 5.0, 0.1),
-            presence_ttl_s=_float(env, "LIVESPACE_PRESENCE_TTL_S", 10.0, 1.0),
-            log_format=(env.get("LIVESPACE_LOG_FORMAT") or "line").lower(),
-            note_max_bytes=_int(env, "LIVESPACE_NOTE_MAX_BYTES", 1024 * 1024, 4096),
-            note_awareness_rate=_float(env, "LIVESPACE_NOTE_AWARENESS_RATE", 20.0, 1.0),
-            note_compact_updates=_int(env, "LIVESPACE_NOTE_COMPACT_UPDATES", 500, 2),
-            node_id=env.get("LIVESPACE_NODE_ID") or f"{socket.gethostname()}:{os.getpid()}",
+            node_id=env.get("LIVESPACE_NODE_ID") or defaults.node_id,
         )
         settings.check()
         return settings

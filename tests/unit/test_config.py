@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import stat
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from livespace.config import MIN_HS_SECRET, ConfigError, Settings
+from livespace.config import MIN_HS_SECRET, NUMBERS, ConfigError, Settings
 
 
 def test_defaults_from_empty_env(tmp_path: Path) -> None:
@@ -103,3 +104,14 @@ def test_bad_database_url_refused() -> None:
 def test_allowed_origins_parsed() -> None:
     settings = Settings.from_env({"LIVESPACE_ALLOWED_ORIGINS": " https://a.example, ,https://b"})
     assert settings.allowed_origins == ("https://a.example", "https://b")
+
+
+def test_defaults_are_the_fields_own_and_every_number_is_read() -> None:
+    node = "n1"
+    read = Settings.from_env({"LIVESPACE_NODE_ID": node})
+    assert read == Settings(node_id=node, database_url="sqlite:///.livespace/livespace.db")
+    numeric = {f.name for f in fields(Settings) if f.type in ("int", "float")}
+    assert set(NUMBERS) == numeric
+    for name, (variable, lo) in NUMBERS.items():
+        raised = Settings.from_env({variable: str(int(lo) + 7)})
+        assert getattr(raised, name) == int(lo) + 7, variable
