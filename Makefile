@@ -33,6 +33,16 @@ test: install browser
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# The fast tier on the lower bound of every runtime dependency (tools/lowest.py), in a
+# venv of its own: the other end of the ranges that `make test` checks on the lock.
+.PHONY: test-lowest
+test-lowest:
+	test -x .venv-lowest/bin/python || $(PYTHON) -m venv .venv-lowest
+	$(PYTHON) tools/lowest.py > .venv-lowest/constraints.txt
+	.venv-lowest/bin/python -m pip install --quiet -c .venv-lowest/constraints.txt -e '.[dev]'
+	.venv-lowest/bin/python -m pip list --format=freeze | grep -i -f .venv-lowest/constraints.txt
+	.venv-lowest/bin/python -m pytest -q -m "not slow"
+
 lint: install
 	$(BIN)/ruff check src tests bench tools
 	$(MAKE) --no-print-directory lint-types
@@ -106,5 +116,5 @@ tests/yjs/node_modules/.installed: tests/yjs/package.json tests/yjs/package-lock
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache clients/page/node_modules \
+	rm -rf $(VENV) .venv-lowest .pytest_cache .mypy_cache .ruff_cache clients/page/node_modules \
 	src/livespace/static test-artifacts tests/yjs/node_modules
