@@ -5,6 +5,9 @@ text frame in the order received, then :meth:`Session.close`. A mutation is queu
 the store without waiting for its commit, so the next frames are read meanwhile
 (pipelining); pipelined mutations get seqs in send order, and every reply (ack, error,
 pong) goes out in the order of the frames that caused it.
+
+A session touches only what :class:`~livespace.ports.Ports` names (the node's store, hub,
+service, presence...), not the node as a whole.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from livespace.times import now_iso
 from livespace.validation import invalid
 
 if TYPE_CHECKING:
-    from livespace.node import Node
+    from livespace.ports import Ports
     from livespace.store import Committed
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,7 @@ class Session:
     __slots__ = ("_answer", "_expiry", "_in_flight", "_replies", "abuse", "bucket", "conn",
                  "node", "room")
 
-    def __init__(self, node: Node, conn: Connection) -> None:
+    def __init__(self, node: Ports, conn: Connection) -> None:
         self.node = node
         self.conn = conn
         now = time.monotonic()
