@@ -221,10 +221,6 @@ class Hub(PresenceFanout):
         """Rooms with a connection (the others linger, see :data:`ROOM_LINGER_S`)."""
         return sum(1 for room in self.rooms.values() if room.conns)
 
-    def users(self, workspace_id: str) -> int:
-        room = self.rooms.get(workspace_id)
-        return len({c.user_id for c in room.conns.values()}) if room else 0
-
     async def room(self, workspace_id: str) -> Room:
         room = self.rooms.get(workspace_id)
         if room is not None:
