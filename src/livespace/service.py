@@ -109,6 +109,10 @@ class Service:
 
     # ---- workspaces and members ---------------------------------------------------------
 
+    async def workspaces_of(self, principal: Principal) -> list[Workspace]:
+        """The caller's workspaces, each with their role in it."""
+        return await self.store.workspaces_of(principal.user_id)
+
     async def create_workspace(self, principal: Principal, name: Any) -> Workspace:
         return await self.store.create_workspace(
             text(name, "name", 1, MAX_NAME), principal.user_id

@@ -26,7 +26,7 @@ async def create_workspace(node: NodeDep, me: Caller, body: JsonBody) -> dict[st
 
 @router.get("", summary="The caller's workspaces, with their role in each")
 async def my_workspaces(node: NodeDep, me: Caller) -> dict[str, Any]:
-    return {"workspaces": [w.to_json() for w in await node.store.workspaces_of(me.user_id)]}
+    return {"workspaces": [w.to_json() for w in await node.service.workspaces_of(me)]}
 
 
 @router.get("/{workspace_id}", summary="One workspace (members only)")
