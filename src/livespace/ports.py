@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from livespace.broker import Broker
     from livespace.config import Settings
     from livespace.connection import Connection
+    from livespace.deadlines import Deadlines
     from livespace.hub import Hub
     from livespace.limits.cluster import ClusterLimits, LocalLimits
     from livespace.liveness import Liveness
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 class Ports(Protocol):
     """Reads: the settings, the log (position, replay pages, cursors), who is online.
     Does: mutations through the service, fan-out through the hub, presence and its
-    liveness, rate limits, token checks, metrics, background tasks, the session row."""
+    liveness, rate limits, token checks and expiries, metrics, background tasks, the
+    session row."""
 
     @property
     def settings(self) -> Settings: ...
@@ -46,6 +48,8 @@ class Ports(Protocol):
     def verifier(self) -> TokenVerifier: ...
     @property
     def metrics(self) -> Metrics: ...
+    @property
+    def deadlines(self) -> Deadlines: ...
     @property
     def broker(self) -> Broker: ...
 
