@@ -301,3 +301,38 @@ async def test_sign_in_by_pasting_a_token(server: Any, browser: Browser) -> None
         assert [e for e in errors if "401" not in e] == []
     finally:
         await context.close()
+
+
+async def test_a_note_written_together(team: Team) -> None:
+    """The collaborative note editor: both type into one note's shared document."""
+    maya, leo = team.maya, team.leo
+    await maya.add_contact("Grace Hopper")
+    await expect(leo.contact("Grace Hopper")).to_have_count(1)
+    await maya.open_contact("Grace Hopper")
+    await leo.open_contact("Grace Hopper")
+    await maya.add_note("Compiler")
+    for person in (maya, leo):
+        note = person.notes.get_by_role("listitem").filter(has_text="Compiler")
+        await expect(note).to_have_count(1)
+        await note.get_by_role("button", name="Edit together").click()
+    mine, his = maya.detail.get_by_label("Shared note"), leo.detail.get_by_label("Shared note")
+    for area in (mine, his):
+        await expect(area).to_have_value("Compiler")
+        await expect(area).to_be_enabled()
+    await mine.click()
+    await maya.page.keyboard.press("End")
+    await maya.page.keyboard.type(" pioneer")
+    await expect(his).to_have_value("Compiler pioneer")
+    await his.click()
+    await leo.page.keyboard.press("Control+Home")
+    await leo.page.keyboard.type("Rear Admiral, ")
+    await expect(mine).to_have_value("Rear Admiral, Compiler pioneer")
+    editing = maya.detail.get_by_role("list", name="Editing").get_by_role("listitem")
+    await expect(editing.filter(has_text=f"{LEO} is editing")).to_have_count(1)
+    # the note's body (the list, for everyone) follows the document
+    for person in (maya, leo):
+        await expect(person.notes.get_by_role("listitem")
+                     .filter(has_text="Rear Admiral, Compiler pioneer")).to_have_count(1)
+    await maya.screenshot("note-together")
+    no_console_errors(maya)
+    no_console_errors(leo)

@@ -26,7 +26,7 @@ export class App {
   private myStatus: Status = "online";
 
   constructor(readonly live: LivespaceClient, readonly base: string, readonly workspace: string,
-              private readonly token: string) {
+              readonly token: string) {
     this.snap = live.getSnapshot();
     live.subscribe(() => this.changed(live.getSnapshot()));
     live.on("contact_updated", (event) => {

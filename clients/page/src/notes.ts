@@ -6,6 +6,7 @@ import { type App, displayName } from "./app";
 import { h, setText, syncList, when } from "./dom";
 import type { Note } from "./live";
 import { describe, notify } from "./notice";
+import { mountNoteEditor } from "./noteEditor";
 import { pendingNotes } from "./pending";
 
 /** Draw the notes of `contactId` into `section`; returns a function that stops it. */
@@ -17,11 +18,25 @@ export function mountNotes(app: App, section: HTMLElement, contactId: string): (
   const form = h("form", { class: "new-note", "aria-label": "New note" },
     h("label", { for: "note-body" }, "Add a note"), field,
     h("div", { class: "row end" }, h("button", { type: "submit", class: "primary" }, "Add note")));
-  section.replaceChildren(
-    h("h3", { id: "notes-title" }, "Notes"),
-    // The collaborative note editor (issue 12) mounts here: one shared document per note.
-    h("div", { id: "note-editor", class: "note-editor", hidden: true }),
-    list, status, form);
+  // The collaborative note editor (noteEditor.ts): one shared document per note.
+  const editor = h("div", { id: "note-editor", class: "note-editor", hidden: true });
+  section.replaceChildren(h("h3", { id: "notes-title" }, "Notes"), editor, list, status, form);
+  let closeEditor: (() => void) | null = null;
+  let editing: string | null = null;
+  const edit = (noteId: string): void => {
+    closeEditor?.();
+    closeEditor = null;
+    if (editing === noteId) {
+      editing = null;
+    } else {
+      editing = noteId;
+      closeEditor = mountNoteEditor(editor, {
+        base: app.base, workspace: app.workspace, noteId, token: app.token,
+        name: app.me ? displayName(app.me) : "someone", readOnly: app.readOnly,
+      });
+    }
+    render();
+  };
 
   const render = (): void => {
     if (!list.isConnected) return;
@@ -34,8 +49,13 @@ export function mountNotes(app: App, section: HTMLElement, contactId: string): (
       }));
     const all: (Note & { pending?: true })[] = [...notes, ...waiting];
     syncList(list, all, (n) => n.id, () => h("li", { class: "note" },
-      h("p", { class: "note-body" }), h("p", { class: "note-meta" })), (el, n) => {
+      h("p", { class: "note-body" }), h("p", { class: "note-meta" }),
+      h("button", { type: "button", class: "link edit-together" })), (el, n) => {
       el.classList.toggle("pending", Boolean(n.pending));
+      const button = el.querySelector<HTMLButtonElement>(".edit-together")!;
+      button.hidden = Boolean(n.pending);
+      button.onclick = () => edit(n.id);
+      setText(button, editing === n.id ? "Done" : "Edit together");
       setText(el.querySelector<HTMLElement>(".note-body")!, n.body);
       const by = n.author?.name || n.author?.id || "someone";
       setText(el.querySelector<HTMLElement>(".note-meta")!,
@@ -82,6 +102,7 @@ export function mountNotes(app: App, section: HTMLElement, contactId: string): (
   const stopRender = app.on("notes", render);
   render();
   return () => {
+    closeEditor?.();
     stopRender();
     stopRetry();
   };
