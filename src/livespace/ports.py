@@ -30,28 +30,17 @@ class Ports(Protocol):
     liveness, rate limits, token checks and expiries, metrics, background tasks, the
     session row."""
 
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def store(self) -> Store: ...
-    @property
-    def hub(self) -> Hub: ...
-    @property
-    def service(self) -> Service: ...
-    @property
-    def presence(self) -> Presence: ...
-    @property
-    def liveness(self) -> Liveness: ...
-    @property
-    def limits(self) -> ClusterLimits | LocalLimits: ...
-    @property
-    def verifier(self) -> TokenVerifier: ...
-    @property
-    def metrics(self) -> Metrics: ...
-    @property
-    def deadlines(self) -> Deadlines: ...
-    @property
-    def broker(self) -> Broker: ...
+    settings: Settings
+    store: Store
+    hub: Hub
+    service: Service
+    presence: Presence
+    liveness: Liveness
+    limits: ClusterLimits | LocalLimits
+    verifier: TokenVerifier
+    metrics: Metrics
+    deadlines: Deadlines
+    broker: Broker
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` in the background, its failure logged."""

@@ -63,6 +63,19 @@ def _pairs(flat: list[Any]) -> Gone:
             for i in range(0, len(flat), 2)]
 
 
+#: Scripts that use the functions of ``lua/lib_entries.lua`` (put before them).
+WITH_ENTRIES_LIB = frozenset({"node_reap", "node_sync"})
+
+
+def script_text(name: str) -> str:
+    """The Lua source of script ``name``, with the shared functions it uses first."""
+    lua = files("livespace.presence") / "lua"
+    text = (lua / f"{name}.lua").read_text()
+    if name in WITH_ENTRIES_LIB:
+        text = (lua / "lib_entries.lua").read_text() + text
+    return text
+
+
 class RedisPresence:
     """:class:`~livespace.presence.Presence` on Redis for the node ``node_id``; its entries
     live while it beats, and at most ``ttl_s`` past its last beat."""
@@ -81,10 +94,8 @@ class RedisPresence:
         self.ttl_s = ttl_s
         self.node_id = node_id
         self.incarnation = f"{node_id}/{uuid.uuid4().hex[:8]}"
-        lua = files("livespace.presence") / "lua"
         self._scripts: dict[str, AsyncScript] = {
-            name: self._client.register_script((lua / f"{name}.lua").read_text())
-            for name in SCRIPTS
+            name: self._client.register_script(script_text(name)) for name in SCRIPTS
         }
         self._nodes_key = f"{prefix}:nodes"
         self._owned_key = f"{prefix}:presence-node:{self.incarnation}"

@@ -1,4 +1,4 @@
--- Remove what the nodes whose liveness deadline passed left behind: their presence
+-- (after lib_entries.lua) Remove what the nodes whose liveness deadline passed left behind: their presence
 -- entries (reporting each user left with no connection, once) and their connection
 -- counts. Atomic, so concurrent reapers on several nodes report each departure once.
 -- Touches keys named from ARGV[1]: one Redis server (not Redis Cluster).
@@ -14,20 +14,8 @@ local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonum
 for _, node in ipairs(dead) do
   local owned = prefix .. ':presence-node:' .. node
   for _, member in ipairs(redis.call('SMEMBERS', owned)) do
-    local cut = string.find(member, '\n', 1, true)
-    local ws, conn = string.sub(member, 1, cut - 1), string.sub(member, cut + 1)
-    local entries = prefix .. ':presence:' .. ws
-    local json = redis.call('HGET', entries, conn)
-    if json then
-      redis.call('HDEL', entries, conn)
-      local users = prefix .. ':presence-users:' .. ws
-      local user_id = cjson.decode(json).user_id
-      if redis.call('HINCRBY', users, user_id, -1) <= 0 then
-        redis.call('HDEL', users, user_id)
-        out[#out + 1] = ws
-        out[#out + 1] = json
-      end
-    end
+    local ws, conn = split_member(member)
+    remove_entry(prefix, ws, conn, out)
   end
   local counted = prefix .. ':limits-node:' .. node
   for _, key in ipairs(redis.call('SMEMBERS', counted)) do

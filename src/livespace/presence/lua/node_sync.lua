@@ -1,4 +1,4 @@
--- Make one node's presence entries exactly the given ones: after Redis lost its data,
+-- (after lib_entries.lua) Make one node's presence entries exactly the given ones: after Redis lost its data,
 -- after this node was declared dead (a pause past the bound) and came back, or after
 -- calls that could not reach Redis (a leave or join that was skipped).
 -- Touches keys named from ARGV[1]: one Redis server (not Redis Cluster).
@@ -18,20 +18,8 @@ end
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if not wanted[member] then
     redis.call('SREM', KEYS[1], member)
-    local cut = string.find(member, '\n', 1, true)
-    local ws, conn = string.sub(member, 1, cut - 1), string.sub(member, cut + 1)
-    local entries = prefix .. ':presence:' .. ws
-    local json = redis.call('HGET', entries, conn)
-    if json then
-      redis.call('HDEL', entries, conn)
-      local users = prefix .. ':presence-users:' .. ws
-      local user_id = cjson.decode(json).user_id
-      if redis.call('HINCRBY', users, user_id, -1) <= 0 then
-        redis.call('HDEL', users, user_id)
-        left[#left + 1] = ws
-        left[#left + 1] = json
-      end
-    end
+    local ws, conn = split_member(member)
+    remove_entry(prefix, ws, conn, left)
   end
 end
 for i = 4, #ARGV, 3 do
