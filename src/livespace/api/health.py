@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from livespace.api.deps import Caller, NodeDep
+from livespace.api.deps import MemberOf, NodeDep
 from livespace.times import now_iso
 
 router = APIRouter(tags=["health"])
@@ -50,11 +50,11 @@ async def ready(node: NodeDep) -> Response:
 
 
 @router.get("/ws/workspace/{workspace_id}/users", summary="Online users (members only)")
-async def online_users(workspace_id: str, node: NodeDep, me: Caller, after: str | None = None,
+async def online_users(m: MemberOf, node: NodeDep, after: str | None = None,
                        limit: int | None = Query(None, ge=1, le=10_000)) -> dict[str, Any]:
     """Every online user by id; with ``limit`` a page of them (the next after
     ``after``, ``has_more`` when there are more): the rest of a truncated welcome."""
-    await node.service.role(workspace_id, me.user_id)
+    workspace_id = m.workspace_id
     users = await node.presence.online(workspace_id)
     count = len(users)
     if after is not None:
