@@ -23,8 +23,8 @@ from typing import Any
 
 from livespace.auth import Principal
 from livespace.codes import Close
+from livespace.jsoncodec import dumpb
 from livespace.outbox import Outbox, Push
-from livespace.protocol import dumpb
 from livespace.store.model import SessionRow
 from livespace.times import now_iso
 from livespace.wire import Wire, text_frame

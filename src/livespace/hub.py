@@ -23,10 +23,10 @@ from livespace import envelope
 from livespace.broker import Broker, Subscription
 from livespace.codes import Close
 from livespace.connection import Connection, Flusher
+from livespace.jsoncodec import dumpb
 from livespace.presence_fanout import (
     PresenceFanout,
 )
-from livespace.protocol import dumpb
 from livespace.roster import Roster
 from livespace.store import Event, Store
 from livespace.verified import Memberships

@@ -11,7 +11,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from livespace import envelope
-from livespace.protocol import dumpb
+from livespace.jsoncodec import dumpb
 
 if TYPE_CHECKING:
     from livespace.broker import Broker

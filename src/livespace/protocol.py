@@ -7,7 +7,6 @@ the ``encode_*`` functions build the JSON text of server frames.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from livespace.commands import (
     Mutation,
     UpdateContact,
 )
+from livespace.jsoncodec import loads
 from livespace.times import now_iso
 from livespace.validation import (
     MAX_ID,
@@ -252,59 +252,6 @@ class FrameError(Problem):
         self.ref = ref
 
 
-def loads(raw: str | bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        if "infinity" in exc.msg:
-            obj = _loads_out_of_range(raw)
-            if obj is not _UNREADABLE:
-                return obj
-        raise Problem(Error.INVALID_JSON, f"not valid JSON: {exc.msg}") from None
-
-
-_UNREADABLE = object()
-_HUGE = 10**30  # stands in for an integer literal too long to be worth converting
-
-
-def _huge_int(literal: str) -> int:
-    if len(literal) <= 30:
-        return int(literal)
-    return -_HUGE if literal.startswith("-") else _HUGE
-
-
-def _no_constant(literal: str) -> Any:
-    raise ValueError(f"{literal} is not JSON")
-
-
-def _loads_out_of_range(raw: str | bytes) -> Any:
-    """orjson refuses a number beyond double range (``1e400``, 400 digits) as invalid JSON.
-
-    Such a frame is valid JSON, so it is read again here, the number kept out of range,
-    for validation to name its field and echo the frame's ``ref``. Anything else orjson
-    would refuse (lone surrogates, NaN) still makes the frame unreadable.
-    """
-    try:
-        obj = json.loads(raw, parse_int=_huge_int, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        return _UNREADABLE
-    stack = [obj]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, str):
-            if not value.isascii():
-                try:
-                    value.encode()
-                except UnicodeEncodeError:
-                    return _UNREADABLE
-        elif isinstance(value, dict):
-            stack.extend(value)
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return obj
-
-
 def parse_object(obj: Any) -> Frame:
     """Validate one decoded client frame object."""
     if not isinstance(obj, dict):
@@ -363,15 +310,6 @@ def parse(raw: str | bytes, *, batch: bool = False) -> list[Frame | FrameError]:
 
 
 # ---- server frames -----------------------------------------------------------------------
-
-
-def dumps(obj: Any) -> str:
-    return orjson.dumps(obj).decode()
-
-
-def dumpb(obj: Any) -> bytes:
-    """JSON as UTF-8 bytes: what goes on the wire."""
-    return orjson.dumps(obj)
 
 
 def error_frame(problem: Problem, ref: str | None = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from livespace.codes import Close
 from livespace.hub import REPLAY_PAGE
-from livespace.protocol import dumpb
+from livespace.jsoncodec import dumpb
 from livespace.resume import Replay, resume
 
 if TYPE_CHECKING:

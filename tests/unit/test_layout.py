@@ -14,7 +14,7 @@ import livespace
 ROOT = Path(livespace.__file__).parent
 #: Modules that must stay pure: no asyncio, no web framework, no socket layer.
 PURE = ("livespace.codes", "livespace.commands", "livespace.times", "livespace.protocol",
-        "livespace.envelope", "livespace.outbox", "livespace.resume",
+        "livespace.envelope", "livespace.outbox", "livespace.resume", "livespace.jsoncodec",
         "livespace.store.domain", "livespace.notes.ywire", "livespace.notes.awareness",
         "livespace.notes.relay")
 IO = ("asyncio", "fastapi", "starlette", "uvicorn", "websockets", "redis", "asyncpg",

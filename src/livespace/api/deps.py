@@ -14,9 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from livespace.auth import AuthError, Principal
 from livespace.codes import HTTP_STATUS, Error, Problem
+from livespace.jsoncodec import loads
 from livespace.node import Node
 from livespace.outage import is_outage, unavailable
-from livespace.protocol import loads
 from livespace.service import Membership
 
 audit = logging.getLogger("livespace.audit")
