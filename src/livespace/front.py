@@ -27,11 +27,8 @@ still sent nothing at the next one. Permessage-deflate is offered only with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
-import struct
-from typing import Any, Protocol, cast
+from typing import Any, cast
 from urllib.parse import unquote
 
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
@@ -42,7 +39,7 @@ from websockets.server import ServerProtocol
 
 from livespace.config import Settings
 from livespace.front_asgi import AsgiSocket
-from livespace.wire import text_frame
+from livespace.front_wire import FrontWire, Handler
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +47,9 @@ log = logging.getLogger(__name__)
 #: each protocol instance as ``app_state``).
 STATE_KEY = "livespace.front"
 WORKSPACE_PREFIX = "/ws/workspace/"
-_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 #: websockets' protocol logs each opened connection at INFO: not on this hot path
 _WS_LOG = logging.getLogger("livespace.front.websockets")
 _WS_LOG.setLevel(logging.WARNING)
-
-
-class Handler(Protocol):
-    """What a routed socket's messages go to."""
-
-    def on_message(self, data: str | bytes) -> None: ...
-
-    def on_end(self, code: int) -> None:
-        """Called once: the peer closed (its code), or the connection was lost (1006)."""
-        ...
 
 
 def _no_subprotocol(protocol: ServerProtocol, offered: Any) -> None:
@@ -137,7 +123,7 @@ class Front:
                     await asyncio.sleep(0)  # a big node's sweep does not stall the loop
 
 
-class FrontProtocol(asyncio.Protocol):
+class FrontProtocol(FrontWire, asyncio.Protocol):
     """One upgraded connection: uvicorn's ``ws`` protocol class.
 
     uvicorn constructs it with keywords (``config``, ``server_state``, ``app_state``),
@@ -145,8 +131,7 @@ class FrontProtocol(asyncio.Protocol):
     ``app_state`` (the ASGI lifespan state) is used.
     """
 
-    __slots__ = ("_drain", "_ended", "_parts", "_parts_text", "_timeout", "front", "handler",
-                 "live", "paused", "pinged", "seen", "transport", "ws")
+    __slots__ = ("_parts", "_parts_text", "_timeout", "front")  # the rest: FrontWire's
 
     def __init__(self, config: Any = None, server_state: Any = None,
                  app_state: dict[str, Any] | None = None) -> None:
@@ -297,127 +282,3 @@ class FrontProtocol(asyncio.Protocol):
         if self.ws.state is State.CONNECTING:
             log.info("%s - WebSocket handshake timed out", self.peer)
             self.reject(503, "Handshake timed out.\n")
-
-    # ---- Wire ---------------------------------------------------------------------------
-
-    @property
-    def plain(self) -> bool:
-        return not self.ws.extensions
-
-    @property
-    def writable(self) -> bool:
-        return self.live and not self.paused
-
-    @property
-    def gone(self) -> bool:
-        return not self.live
-
-    def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-
-    def write_text(self, payload: bytes) -> None:
-        if self.plain:
-            self.write(text_frame(payload))
-        else:
-            self.ws.send_text(payload)
-            self.flush()
-
-    def send_binary(self, payload: bytes) -> None:
-        self.ws.send_binary(payload)
-        self.flush()
-
-    def close(self, code: int, reason: str = "") -> None:
-        self.live = False
-        if self.ws.state is State.OPEN:
-            self.ws.send_close(code, reason[:120])
-            self.flush()
-        # the peer's close frame must be read, whatever a handler paused for
-        self.resume_reading()
-
-    def fail(self, code: int, reason: str = "") -> None:
-        self.live = False
-        self.ws.fail(code, reason)
-        self.flush()
-        self._end()
-
-    def abort(self) -> bool:
-        transport = self.transport
-        if transport is None or (self._ended and transport.is_closing()):
-            return False
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError, AttributeError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        transport.abort()
-        return True
-
-    async def drained(self) -> None:
-        if not self.paused or self._ended:
-            return
-        if self._drain is None:
-            self._drain = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._drain)
-
-    def _release_drain(self) -> None:
-        drain, self._drain = self._drain, None
-        if drain is not None and not drain.done():
-            drain.set_result(None)
-
-    # ---- flow, keep-alive, end ----------------------------------------------------------
-
-    def flush(self) -> None:
-        """Write what the protocol produced (pongs, close frames); close on its EOF."""
-        transport = self.transport
-        if transport is None:
-            return
-        for data in self.ws.data_to_send():
-            if data:
-                transport.write(data)
-            else:
-                transport.close()
-
-    def pause_reading(self) -> None:
-        """A handler's backpressure; ignored once closing (the close must be read)."""
-        if self.transport is not None and self.live:
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.transport is not None and not self._ended:
-            self.transport.resume_reading()
-
-    def beat(self) -> None:
-        """The node's keep-alive sweep: ping what was quiet for a beat, drop what stayed
-        quiet after the ping."""
-        if self.seen:
-            self.seen = False
-            self.pinged = False
-            return
-        if self.ws.state is not State.OPEN:
-            return
-        if self.pinged:
-            log.info("%s - WebSocket peer did not answer a ping: dropped", self.peer)
-            self.abort()
-            return
-        self.pinged = True
-        self.ws.send_ping(b"")
-        self.flush()
-
-    @property
-    def peer(self) -> str:
-        transport = self.transport
-        peer = transport.get_extra_info("peername") if transport is not None else None
-        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
-
-    @property
-    def peer_close_code(self) -> int:
-        rcvd = self.ws.close_rcvd
-        return int(rcvd.code) if rcvd is not None else 1006
-
-    def _end(self) -> None:
-        self.live = False
-        if self._ended:
-            return
-        self._ended = True
-        if self.handler is not None:
-            self.handler.on_end(self.peer_close_code)
