@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from livespace.times import iso
+
 MASK = "***"
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -84,7 +86,7 @@ class LineFormatter(logging.Formatter):
         super().__init__(fmt or "%(asctime)s %(levelname)s %(name)s %(message)s", datefmt)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        return iso(datetime.fromtimestamp(record.created, UTC))
 
     def format(self, record: logging.LogRecord) -> str:
         # redacting the whole line too covers tracebacks and exception messages
@@ -103,7 +105,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = redact(record.getMessage())
         out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": iso(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname,
             "logger": record.name,
             "message": message,
