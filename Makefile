@@ -1,4 +1,5 @@
 # livespace: make run | make test | make test-fast | make install | make lint | make lock
+#            make test-lowest
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
