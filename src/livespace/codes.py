@@ -43,8 +43,8 @@ class CloseCode:
 
 #: Every close code livespace sends, by code (the SDKs mirror this table).
 CLOSE_CODES: dict[int, CloseCode] = {c.code: c for c in (
-    CloseCode(Close.NORMAL, "closed on purpose (the client's close, or a replaced socket)",
-              reconnect=False),
+    CloseCode(Close.NORMAL, "not sent by livespace: a close the client did not ask for is "
+              "a proxy's or an intermediary's", reconnect=True),
     CloseCode(Close.GOING_AWAY, "the server is shutting down", reconnect=True),
     CloseCode(Close.UNSUPPORTED, "a text frame on a note document socket (binary only)",
               reconnect=False),
@@ -68,12 +68,12 @@ CLOSE_CODES: dict[int, CloseCode] = {c.code: c for c in (
 
 
 def should_reconnect(code: int) -> bool:
-    """Whether a client should reconnect after ``code``. Codes livespace does not send:
-    1006 (no close frame: the network) and the other 1xxx codes yes, 4xxx no."""
+    """Whether a client should reconnect after ``code`` (a close it did not ask for).
+    Codes not in :data:`CLOSE_CODES` (1006: no close frame, the network; a proxy's; a
+    newer server's): yes, with backoff - giving up could leave an application silently
+    stale, retrying costs a bounded number of attempts."""
     known = CLOSE_CODES.get(code)
-    if known is not None:
-        return known.reconnect
-    return code < 4000
+    return True if known is None else known.reconnect
 
 
 class Error(StrEnum):

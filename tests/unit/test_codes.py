@@ -7,12 +7,15 @@ from livespace.codes import CLOSE_CODES, HTTP_STATUS, Close, Error, should_recon
 
 def test_every_close_code_says_whether_to_reconnect() -> None:
     assert set(CLOSE_CODES) == {int(code) for code in Close}
+    assert [c for c in Close if not should_reconnect(c)] == [
+        Close.UNSUPPORTED, Close.MALFORMED, Close.UNAUTHORIZED, Close.FORBIDDEN]
     assert [c for c in Close if should_reconnect(c)] == [
-        Close.GOING_AWAY, Close.TOO_BIG, Close.INTERNAL, Close.RESTARTING, Close.POLICY,
+        Close.NORMAL, Close.GOING_AWAY, Close.TOO_BIG, Close.INTERNAL, Close.RESTARTING,
+        Close.POLICY,
         Close.TOO_SLOW, Close.TOKEN_EXPIRED,
     ]
-    assert should_reconnect(1006) and should_reconnect(1011)  # the network, an unknown crash
-    assert not should_reconnect(4999)  # an application's refusal livespace does not know
+    assert should_reconnect(1006)  # no close frame: the network
+    assert should_reconnect(4999)  # a code this client does not know: with backoff
 
 
 def test_every_error_code_has_an_http_status() -> None:
