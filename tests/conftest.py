@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from livespace.store import open_store
+from livespace.store.sql import SqlStore
 from services import (
     PG_ADMIN_URL,
     PG_HOW,
@@ -58,6 +60,16 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SqlStore]:
+    """A migrated store on each engine (one test run per engine), closed after the test."""
+    opened = await open_store(database_url)
+    assert isinstance(opened, SqlStore)
+    await opened.migrate()
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ workspace share a transaction, each keeps its own outcome, events are handed to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,15 +19,6 @@ pytestmark = pytest.mark.integration
 
 ALICE = Actor("alice", "Alice")
 BOB = Actor("bob", "Bob")
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[SqlStore]:
-    s = await open_store(database_url)
-    assert isinstance(s, SqlStore)
-    await s.migrate()
-    yield s
-    await s.close()
 
 
 class Recorder:

@@ -6,7 +6,6 @@ Every test gets a fresh database from the ``database_url`` fixture (tests/confte
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,14 +27,6 @@ CONTACT_KEYS = {
 }
 
 
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    s = await open_store(database_url)
-    assert (await s.migrate())[0] == "0001_init"  # then each later migration, in order
-    yield s
-    await s.close()
-
-
 async def _ws(store: Store, owner: str = "alice") -> str:
     return (await store.create_workspace("Acme", owner)).id
 
@@ -52,6 +43,16 @@ async def _problem(code: Error, coro: Any) -> Problem:
 
 
 # ---- migrations -----------------------------------------------------------------------------
+
+
+async def test_migrations_apply_in_name_order_once(database_url: str) -> None:
+    fresh = await open_store(database_url)
+    try:
+        applied = await fresh.migrate()
+        assert applied[0] == "0001_init" and applied == sorted(applied)
+        assert await fresh.migrate() == []
+    finally:
+        await fresh.close()
 
 
 async def test_migrate_twice_is_a_no_op(store: Store) -> None:

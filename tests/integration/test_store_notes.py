@@ -5,24 +5,15 @@ mutation path (``note_updated``: one seq, at most one a second)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from livespace.codes import Error, Problem
 from livespace.commands import AddNote, CreateContact, UpdateNote
-from livespace.store import Actor, Store, open_store
+from livespace.store import Actor, Store
 
 pytestmark = pytest.mark.integration
 ALICE = Actor("alice", "Alice")
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    s = await open_store(database_url)
-    await s.migrate()
-    yield s
-    await s.close()
 
 
 async def _note(store: Store, body: str = "Hello") -> tuple[str, str]:

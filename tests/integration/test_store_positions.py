@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,14 +14,6 @@ from services import RUN_ID, _pg_admin, _pg_url_for
 pytestmark = pytest.mark.integration
 
 ALICE = Actor("alice", "Alice")
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    s = await open_store(database_url)
-    await s.migrate()
-    yield s
-    await s.close()
 
 
 async def test_position_names_epoch_head_and_oldest(store: Store) -> None:
