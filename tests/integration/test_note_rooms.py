@@ -90,9 +90,9 @@ async def test_what_the_broker_lost_comes_from_the_store(store: Store) -> None:
     for _, data in loaded.updates:
         fresh.apply_update(data)
     assert str(fresh.get("body", type=Text)) == "Hello world"
-    # membership changes, on the workspace's channel or the node-wide one
-    await two.broker.publish(envelope.channel(ws), envelope.control(
-        {"kind": "role_changed", "user_id": "b", "role": "viewer"}))
+    # membership changes, on the node-wide channel
+    await two.broker.publish(MEMBERS_CHANNEL, envelope.control(
+        {"kind": "role_changed", "user_id": "b", "role": "viewer", "workspace_id": ws}))
     assert b.role == "viewer"
     await one.broker.publish(MEMBERS_CHANNEL, envelope.control(
         {"kind": "member_removed", "user_id": "a", "workspace_id": ws}))
@@ -113,4 +113,4 @@ async def test_a_note_that_cannot_be_loaded_leaves_nothing_behind(sqlite_url: st
     with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
         await rooms.join(ws, "n1", Socket("a"))
     assert rooms.rooms == {} and rooms.clients == 0
-    assert set(broker.channels) <= {MEMBERS_CHANNEL}  # no note or workspace channel left
+    assert set(broker.channels) <= {MEMBERS_CHANNEL}  # no note channel left

@@ -1,10 +1,10 @@
 """This node's open notes: a :class:`~livespace.notes.room.NoteRoom` per note with a local
 client, opened by the first and closed with the last.
 
-Membership changes reach note sockets too: while a workspace has note sockets on this
-node, the node listens to the workspace's control messages (member removed, role
-changed, workspace deleted) on its channel (the events on it are skipped at the first
-byte, not decoded), and on the node-wide :data:`MEMBERS_CHANNEL`.
+Membership changes reach note sockets too: once the node has a note socket, it listens
+to the node-wide channel of membership changes (member removed, role changed,
+workspace deleted: :data:`~livespace.envelope.CONTROL_CHANNEL`, where every node's hub
+publishes them) and applies them to the note sockets of that workspace.
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ from livespace.store import Store
 
 log = logging.getLogger(__name__)
 
-#: Membership changes travel on the workspace's channel, or on one node-wide channel
-#: with the workspace id in the message (an edge that caches memberships per node hears
-#: every change there): note sockets hear both.
-MEMBERS_CHANNEL: str = getattr(envelope, "CONTROL_CHANNEL", "members")
+#: The node-wide channel of membership changes (the workspace id in each message).
+MEMBERS_CHANNEL = envelope.CONTROL_CHANNEL
 
 
 class Member(Protocol):
@@ -53,7 +51,6 @@ class NoteRooms:
         self.rooms: dict[tuple[str, str], NoteRoom] = {}
         self._opening: dict[tuple[str, str], asyncio.Task[NoteRoom | None]] = {}
         self._members: dict[str, dict[str, Member]] = {}
-        self._controls: dict[str, Subscription] = {}
         self._node_wide: asyncio.Task[Subscription] | None = None
 
     @property
@@ -133,29 +130,16 @@ class NoteRooms:
             with contextlib.suppress(Exception):
                 await room.close()
         self.rooms.clear()
-        subs = list(self._controls.values())
         if self._node_wide is not None and self._node_wide.done():
             with contextlib.suppress(Exception):
-                subs.append(self._node_wide.result())
-        for sub in subs:
-            with contextlib.suppress(Exception):
-                await sub.cancel()
-        self._controls.clear()
+                await self._node_wide.result().cancel()
+        self._node_wide = None
 
     # ---- membership -----------------------------------------------------------------------
 
     async def _watch_members(self, workspace_id: str, peer: Member) -> None:
+        self._members.setdefault(workspace_id, {})[peer.id] = peer
         await self._watch_node_wide()
-        members = self._members.setdefault(workspace_id, {})
-        members[peer.id] = peer
-        if workspace_id not in self._controls and len(members) == 1:
-            sub = await self.broker.subscribe(
-                envelope.channel(workspace_id), lambda m: self._on_workspace(workspace_id, m)
-            )
-            if self._members.get(workspace_id):
-                self._controls[workspace_id] = sub
-            else:  # everyone left while subscribing
-                await sub.cancel()
 
     async def _unwatch(self, workspace_id: str, peer: Member) -> None:
         members = self._members.get(workspace_id)
@@ -164,9 +148,6 @@ class NoteRooms:
         members.pop(peer.id, None)
         if not members:
             del self._members[workspace_id]
-            sub = self._controls.pop(workspace_id, None)
-            if sub is not None:
-                await sub.cancel()
 
     async def _watch_node_wide(self) -> None:
         """The node-wide channel of membership changes (see :data:`MEMBERS_CHANNEL`)."""
@@ -181,13 +162,6 @@ class NoteRooms:
             workspace_id = item.body.get("workspace_id")
             if isinstance(workspace_id, str):
                 self._apply(workspace_id, item.body)
-
-    def _on_workspace(self, workspace_id: str, message: bytes) -> None:
-        if not message.startswith(b"C"):
-            return  # events and ephemeral frames are for workspace sockets
-        item = envelope.decode(message)
-        if isinstance(item, envelope.Control):
-            self._apply(workspace_id, item.body)
 
     def _apply(self, workspace_id: str, body: dict[str, Any]) -> None:
         kind, user_id = body.get("kind"), body.get("user_id")
