@@ -220,7 +220,9 @@ async def rooms(bench: Bench, count: int) -> Record:
             bench.say(f"{label}: {event['connected']:,} connected in "
                       f"{event['connect_s']:.1f} s; settling, then {o.rooms_seconds:.0f} s "
                       "of nothing happening")
-            await asyncio.sleep(3)
+            # PostgreSQL backends report their transaction counts up to 10 s late
+            # (pgstat's idle flush): let what the setup and handshakes did arrive first
+            await asyncio.sleep(15)
             await _quiet(server)
             assert server.pg_database is not None
             pg_pids = postgres_pids(server.pg_database)

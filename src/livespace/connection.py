@@ -164,13 +164,16 @@ class Connection:
         if self._started and (self._writer is None or self._writer.done()):
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
-    def send(self, frame: dict[str, Any]) -> None:
+    def send(self, frame: dict[str, Any], *, keepalive: bool = False) -> None:
         """Queue a reply (welcome, ack, error, pong): never dropped."""
-        self.push(dumpb(frame), durable=True)
+        self.push(dumpb(frame), durable=True, keepalive=keepalive)
 
-    def push(self, payload: bytes, durable: bool, framed: bytes | None = None) -> None:
+    def push(self, payload: bytes, durable: bool, framed: bytes | None = None, *,
+             keepalive: bool = False) -> None:
         """Queue one frame's JSON ``payload``; ``framed`` is it as a WebSocket frame, when
-        the caller already encoded it for many connections."""
+        the caller already encoded it for many connections. A ``keepalive`` frame (a
+        pong) is counted but does not make the session row due for a write: an idle
+        connection that pings costs the store nothing until it closes."""
         if self.close_code is not None:
             return
         if self._preframed:
@@ -184,7 +187,8 @@ class Connection:
             result = outbox.push(payload, durable)
         if result is Push.QUEUED:
             self.session.messages_out += 1
-            self.dirty = True
+            if not keepalive:
+                self.dirty = True
             if not self._marked and self._started:
                 self._marked = True
                 self.flusher.mark(self)

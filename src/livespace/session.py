@@ -171,12 +171,14 @@ class Session:
         """
         conn = self.conn
         conn.session.messages_in += 1
-        conn.dirty = True
         items: list[p.Frame | FrameError]
         if binary:
             items = [FrameError(Problem(Error.INVALID_MESSAGE, "send UTF-8 JSON text frames"))]
         else:
             items = p.parse(raw, batch=conn.batch)
+        if not (len(items) == 1 and isinstance(items[0], p.Frame)
+                and isinstance(items[0].body, p.Ping)):
+            conn.dirty = True  # a lone ping is a keep-alive: its counts wait for the next write
         for item in items:
             if conn.close_code is not None:
                 return  # closing: the rest is not processed
@@ -217,7 +219,10 @@ class Session:
         body, conn, node = frame.body, self.conn, self.node
         ws = conn.workspace_id
         if isinstance(body, p.Ping):
-            self._reply(p.pong_frame(frame.ref))
+            if self._replies:
+                self._reply(p.pong_frame(frame.ref))
+            else:
+                self.conn.send(p.pong_frame(frame.ref), keepalive=True)
         elif isinstance(body, CreateContact | UpdateContact | DeleteContact | AddNote):
             await self._submit(frame.ref, body)
         elif isinstance(body, p.Typing):
