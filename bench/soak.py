@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -158,6 +159,7 @@ class Soak:
             self.node.kill()
             self.redis.stop()
             self.pg.remove()
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:

@@ -141,7 +141,7 @@ class Run:
         peer = Peer(self.nodes, ws, self.token)
         writers = [Writer(peer, f"writer{i}", i, o.write_pause_s) for i in range(o.writers)]
         readers = [ReaderClient(peer, f"reader{i}", i) for i in range(o.readers)]
-        lurkers = [Lurker(peer, f"lurker{i}", i) for i in range(o.nodes)]
+        lurkers = [Lurker(peer, f"lurker{i}", i, o.bound_s + 2) for i in range(o.nodes)]
         tasks = [asyncio.create_task(c.run()) for c in lurkers]
         tasks += [asyncio.create_task(c.run()) for c in readers]
         writing = [asyncio.create_task(w.run()) for w in writers]
@@ -188,7 +188,7 @@ class Run:
                      "writes_acked_after_heal_s": _first_ack_after(all_writes, f.healed)}
                     for f in nemesis.faults],
             refusals=dict(Counter(code for w in all_writes for code in w.refused)),
-            leave_after_s=_leave_latencies(nemesis, readers),
+            leave_after_s=_leave_latencies(nemesis, readers, o.bound_s + 10),
             presence_converged_s=None if converged is None else round(converged, 2),
             seconds=round(time.monotonic() - started, 1))
 
@@ -199,15 +199,18 @@ def _first_ack_after(writes: list[Write], healed: float) -> float | None:
     return round(min(after) - healed, 2) if after else None
 
 
-def _leave_latencies(nemesis: Nemesis, readers: list[ReaderClient]) -> list[float]:
-    """For each kill or pause: how long until a reader saw the lurker of that node leave."""
+def _leave_latencies(nemesis: Nemesis, readers: list[ReaderClient],
+                     window_s: float) -> list[float]:
+    """For each kill or pause: how long until a reader saw the lurker of that node leave
+    (within ``window_s``; a leave no reader saw, as when Redis was down at that moment
+    and took the announcement with it, is left out)."""
     out = []
     for fault in nemesis.faults:
         if fault.kind not in ("kill", "pause"):
             continue
         lurker = "lurker" + fault.target.rsplit("-", 1)[1]
         seen = [t for r in readers for t, event, user in r.presence
-                if event == "leave" and user == lurker and t >= fault.at]
+                if event == "leave" and user == lurker and fault.at <= t <= fault.at + window_s]
         if seen:
             out.append(round(min(seen) - fault.at, 2))
     return out

@@ -193,12 +193,15 @@ class ReaderClient:
 
 
 class Lurker:
-    """Present on node ``home`` only; reconnects there once it is up again."""
+    """Present on node ``home`` only; reconnects there once it is up again, but not
+    before ``away_s`` (past the presence bound), so that each death or pause of its
+    node makes exactly one ``leave`` whose delay can be measured."""
 
-    def __init__(self, peer: Peer, name: str, home: int) -> None:
+    def __init__(self, peer: Peer, name: str, home: int, away_s: float) -> None:
         self.peer = peer
         self.name = name
         self.node = peer.nodes[home]
+        self.away_s = away_s
         self.connected = False
 
     async def run(self) -> None:
@@ -220,4 +223,4 @@ class Lurker:
             finally:
                 self.connected = False
                 await ws.close()
-            await asyncio.sleep(0.5)  # a fault marks the node down at once: wait for it
+            await asyncio.sleep(self.away_s)
