@@ -50,7 +50,8 @@ class Outcome:
     events: int
     faults: list[dict[str, Any]]
     refusals: dict[str, int] = field(default_factory=dict)  # refused attempts by code
-    leave_after_s: list[float] = field(default_factory=list)  # after kill/pause
+    #: after each kill / pause: seconds until a reader saw that node's lurker leave
+    leave_after_s: dict[str, list[float]] = field(default_factory=dict)
     presence_converged_s: float | None = None
     seconds: float = 0.0
 
@@ -200,20 +201,28 @@ def _first_ack_after(writes: list[Write], healed: float) -> float | None:
 
 
 def _leave_latencies(nemesis: Nemesis, readers: list[ReaderClient],
-                     window_s: float) -> list[float]:
+                     window_s: float) -> dict[str, list[float]]:
     """For each kill or pause: how long until a reader saw the lurker of that node leave
     (within ``window_s``; a leave no reader saw, as when Redis was down at that moment
     and took the announcement with it, is left out)."""
-    out = []
+    out: dict[str, list[float]] = {"kill": [], "pause": []}
     for fault in nemesis.faults:
-        if fault.kind not in ("kill", "pause"):
+        if fault.kind not in out:
             continue
         lurker = "lurker" + fault.target.rsplit("-", 1)[1]
         seen = [t for r in readers for t, event, user in r.presence
                 if event == "leave" and user == lurker and fault.at <= t <= fault.at + window_s]
         if seen:
-            out.append(round(min(seen) - fault.at, 2))
+            out[fault.kind].append(round(min(seen) - fault.at, 2))
     return out
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "none seen"
+    ordered = sorted(values)
+    return (f"n={len(ordered)} median {ordered[len(ordered) // 2]:.2f} "
+            f"max {ordered[-1]:.2f}")
 
 
 def run(options: Options, *, keep: bool = False) -> Outcome:
@@ -248,13 +257,18 @@ def main(argv: list[str]) -> int:
     path = args.output_dir / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(outcome.to_json(), indent=2))
     kinds: dict[str, int] = {}
+    back: dict[str, list[float]] = {}
     for fault in outcome.faults:
         kinds[fault["kind"]] = kinds.get(fault["kind"], 0) + 1
+        if fault["writes_acked_after_heal_s"] is not None:
+            back.setdefault(fault["kind"], []).append(fault["writes_acked_after_heal_s"])
+    leaves = {kind: _spread(values) for kind, values in outcome.leave_after_s.items()}
     print(f"chaos: {outcome.seconds} s, {len(outcome.faults)} faults {kinds}, "
           f"{outcome.writes} writes ({outcome.acked} acked, {outcome.retried} retried), "
           f"{outcome.events} events in the log; refused attempts {outcome.refusals}; "
-          f"leave after kill/pause (s): "
-          f"{outcome.leave_after_s}; presence converged {outcome.presence_converged_s} s "
+          f"leave after a fault (s): {leaves}; first ack after healing (s): "
+          f"{ {kind: _spread(v) for kind, v in back.items()} }; "
+          f"presence converged {outcome.presence_converged_s} s "
           f"after healing; {len(outcome.violations)} violations -> {path}")
     for violation in outcome.violations[:20]:
         print("  " + violation)
