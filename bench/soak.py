@@ -106,7 +106,7 @@ class Soak:
         assert self.node is not None and self.node.proc is not None
         users = ["owner", "replayer", *[f"churn{i}" for i in range(self.churn)],
                  *[f"writer{i}" for i in range(self.writers)],
-                 *[f"idle{i}" for i in range(self.idle)]]
+                 ]
         async with httpx.AsyncClient(base_url=self.node.http, timeout=30, headers={
                 "Authorization": f"Bearer {self.token('owner')}"}) as api:
             ws_id = (await api.post("/api/workspaces", json={"name": "soak"})).json()["id"]
@@ -114,7 +114,14 @@ class Soak:
                 await api.put(f"/api/workspaces/{ws_id}/members/{user}", json={"role": "member"})
             contact = (await api.post(f"/api/workspaces/{ws_id}/contacts",
                                       json={"name": "Soak"})).json()["id"]
-        idle = [await self.connect(ws_id, f"idle{i}") for i in range(self.idle)]
+        async with httpx.AsyncClient(base_url=self.node.http, timeout=30, headers={
+                "Authorization": f"Bearer {self.token('owner')}"}) as api:
+            quiet = (await api.post("/api/workspaces", json={"name": "quiet"})).json()["id"]
+            for i in range(self.idle):
+                await api.put(f"/api/workspaces/{quiet}/members/idle{i}",
+                              json={"role": "member"})
+        # idle connections stay in a quiet workspace of their own: nothing to read
+        idle = [await self.connect(quiet, f"idle{i}") for i in range(self.idle)]
         tasks = [asyncio.create_task(self.churner(ws_id, i)) for i in range(self.churn)]
         tasks += [asyncio.create_task(self.writer(ws_id, i, contact))
                   for i in range(self.writers)]

@@ -599,6 +599,12 @@ async def test_redis_outage_degrades_to_store_polling_and_recovers(
     private_redis.stop()  # Redis loses everything: connections, presence, pub/sub
     ack = await alice.request("note_added", {"contact_id": contact, "body": "in the dark"})
     assert ack["type"] == "ack" and ack["seq"] == 2, ack  # committed: acknowledged
+    deadline = time.monotonic() + 5  # a broadcast cannot reach anyone: unavailable
+    while (sent := await alice.request("broadcast", {"event": "cursor", "payload": {}})
+           )["type"] == "ack":
+        assert time.monotonic() < deadline, "broadcasts still acknowledged"
+        await asyncio.sleep(0.1)
+    assert sent["code"] == "unavailable" and sent["retry_after"] > 0, sent
     assert await add_note(b, "bob", ws, contact, "rest in the dark") == 3
     for client in (alice, bob):  # both nodes read what the broker could not bring
         assert seqs(await client.events(2, timeout=LOST_EVENT_S)) == [2, 3]
