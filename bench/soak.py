@@ -62,6 +62,11 @@ class Soak:
         welcome = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
         return ws, welcome
 
+    @staticmethod
+    async def drain(ws: Any) -> None:
+        async for _ in ws:
+            pass
+
     async def churner(self, ws_id: str, i: int) -> None:
         while not self.stop:
             try:
@@ -122,6 +127,8 @@ class Soak:
                               json={"role": "member"})
         # idle connections stay in a quiet workspace of their own: nothing to read
         idle = [await self.connect(quiet, f"idle{i}") for i in range(self.idle)]
+        # they read what comes (presence of the others) so that pings are answered
+        readers = [asyncio.create_task(self.drain(ws)) for ws, _ in idle]
         tasks = [asyncio.create_task(self.churner(ws_id, i)) for i in range(self.churn)]
         tasks += [asyncio.create_task(self.writer(ws_id, i, contact))
                   for i in range(self.writers)]
@@ -138,6 +145,7 @@ class Soak:
         await asyncio.gather(*tasks, return_exceptions=True)
         for ws, _ in idle:
             await ws.close()
+        await asyncio.gather(*readers, return_exceptions=True)
         warm = next((s for s in samples if s["t_s"] >= 120), samples[0])
         last = samples[-1]
         return {"minutes": self.seconds / 60, "samples": samples,
