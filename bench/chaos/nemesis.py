@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.chaos.services import Node, Postgres, Redis
@@ -18,6 +19,7 @@ class Fault:
     target: str
     at: float  # monotonic
     healed: float = 0.0
+    watched: bool = False  # the node's lurker was connected when it struck
 
 
 class Nemesis:
@@ -30,6 +32,8 @@ class Nemesis:
         self.rng = random.Random(seed)
         self.kinds = kinds
         self.faults: list[Fault] = []
+        #: called with the target node just before a node fault: is it watched?
+        self.before_fault: Callable[[Node], bool] = lambda node: False
 
     async def run(self, seconds: float, every_s: float) -> None:
         """Faults until ``seconds`` have passed, one every ``every_s`` (jittered)."""
@@ -46,6 +50,8 @@ class Nemesis:
         node = self.rng.choice(self.nodes)
         fault = Fault(kind, node.name if kind in ("kill", "pause", "drain") else kind,
                       time.monotonic())
+        if kind in ("kill", "pause", "drain"):
+            fault.watched = self.before_fault(node)
         self.faults.append(fault)
         if kind == "kill":
             node.kill()

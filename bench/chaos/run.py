@@ -149,6 +149,8 @@ class Run:
         await asyncio.sleep(1.0)
         nemesis = Nemesis(self.nodes, self.pg, self.redis, bound_s=o.bound_s, seed=o.seed,
                           kinds=o.faults)
+        nemesis.before_fault = lambda node: lurkers[self.nodes.index(node)].present_at(
+            time.monotonic())
         await nemesis.run(o.seconds, o.fault_every_s)
         healed = time.monotonic()
         await asyncio.sleep(1.0)
@@ -207,8 +209,8 @@ def _leave_latencies(nemesis: Nemesis, readers: list[ReaderClient],
     and took the announcement with it, is left out)."""
     out: dict[str, list[float]] = {"kill": [], "pause": []}
     for fault in nemesis.faults:
-        if fault.kind not in out:
-            continue
+        if fault.kind not in out or not fault.watched:
+            continue  # its node's lurker was away (an earlier fault): nothing to time
         lurker = "lurker" + fault.target.rsplit("-", 1)[1]
         seen = [t for r in readers for t, event, user in r.presence
                 if event == "leave" and user == lurker and fault.at <= t <= fault.at + window_s]

@@ -203,6 +203,11 @@ class Lurker:
         self.node = peer.nodes[home]
         self.away_s = away_s
         self.connected = False
+        self.since = 0.0  # monotonic time of its current connection's welcome
+
+    def present_at(self, moment: float) -> bool:
+        """Was it connected (to its node) at ``moment``?"""
+        return self.connected and self.since <= moment
 
     async def run(self) -> None:
         while not self.peer.stopping:
@@ -214,7 +219,7 @@ class Lurker:
             except (OSError, TimeoutError, websockets.WebSocketException, ConnectionError):
                 await asyncio.sleep(0.3)
                 continue
-            self.connected = True
+            self.connected, self.since = True, time.monotonic()
             try:
                 async for _ in ws:
                     pass
