@@ -51,7 +51,8 @@ def model(a: argparse.Namespace) -> list[tuple[str, str]]:
          f"(typing, presence, cursors) per connection per minute = {ephemeral_s:,.0f}/s"),
         ("nodes", f"{nodes} processes of {a.per_node:,} connections (one core each; "
          f"{a.per_node * a.kib_per_conn / 1024 / 1024:.2f} GiB of sockets each at "
-         f"{a.kib_per_conn} KiB per idle connection; {nodes / a.cores_per_host:.0f} hosts "
+         f"{a.kib_per_conn} KiB per idle connection; {math.ceil(nodes / a.cores_per_host)} "
+         "host(s) "
          f"of {a.cores_per_host} cores)"),
         ("spread", f"without sticky routing a workspace's {per_ws:.0f} sockets land on "
          f"{spread:.1f} of {nodes} nodes (simulated): each node holds {rooms_per_node:,.0f} "
@@ -92,13 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     add("--session-flush-s", type=float, default=5.0)
     add("--head-check-s", type=float, default=1.5)
     # measured (docs/performance.md, this machine kind)
-    add("--kib-per-conn", type=float, default=12.0)
-    add("--idle-cpu-pct-per-10k", type=float, default=1.0)
-    add("--deliveries-per-core", type=int, default=340_000)
-    add("--handshakes-per-core", type=int, default=1_600)
-    add("--pg-events-per-core", type=int, default=15_000)
+    add("--kib-per-conn", type=float, default=11.0)
+    add("--idle-cpu-pct-per-10k", type=float, default=10.5)
+    add("--deliveries-per-core", type=int, default=590_000)
+    add("--handshakes-per-core", type=int, default=1_538)
+    add("--pg-events-per-core", type=int, default=4_000)
     add("--head-check-ms-per-10k", type=float, default=33.5)
-    add("--redis-deliveries-per-shard", type=int, default=500_000)
+    add("--redis-deliveries-per-shard", type=int, default=1_100_000)
     args = p.parse_args(argv)
     for name, text in model(args):
         print(f"{name:>26}: {text}")
