@@ -284,14 +284,17 @@ async def test_sign_in_by_pasting_a_token(server: Any, browser: Browser) -> None
         await expect(detail.get_by_label("Email", exact=True)).to_have_value("bruno@example.org")
         await expect(detail.get_by_role("button", name="Save", exact=True)).to_be_enabled()
         # the fragment link is wiped from the address bar once read
-        await page.goto(workspace.link(LEO))
+        await page.goto(workspace.link(LEO))  # a new link in a signed-in tab: reloads with it
+        await expect(page).to_have_url(server.http + "/")
         await expect(page.get_by_role("status")).to_have_text("Live")
-        assert "token" not in page.url
+        await expect(page.get_by_role("list", name="Online", exact=True)
+                     .get_by_role("listitem").filter(has_text=LEO)).to_contain_text("you")
         # a viewer sees everything, and no control to change it
         ines = server.token("ines", name="Ines Duarte")
         await page.goto(f"{server.http}/#workspace={workspace.workspace}&token={ines}")
-        await expect(page.get_by_role("list", name="Online", exact=True)).to_contain_text(
-            "Ines Duarte")
+        await expect(page).to_have_url(server.http + "/")
+        await expect(page.get_by_role("list", name="Online", exact=True)
+                     .get_by_role("listitem").filter(has_text="Ines Duarte")).to_contain_text("you")
         await expect(page.get_by_role("form", name="New contact")).to_be_hidden()
         await contacts.get_by_role("button", name="Amelia Hart").click()
         await expect(detail.get_by_label("Name", exact=True)).to_have_value("Amelia Hart")
