@@ -229,10 +229,9 @@ class WorkspaceSocket:
         conn = self.conn
         if conn is not None:
             conn.session.close_code = conn.session.close_code or code
+        # without a session, _open releases the admission itself when accept fails
         if self.session is not None:
             self.node.spawn(self._close())
-        elif self._admitted and conn is None:
-            pass  # _open releases the admission when accept fails
 
     async def _close(self) -> None:
         conn, session = self.conn, self.session

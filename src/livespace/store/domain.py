@@ -145,11 +145,10 @@ def plan(
         except Problem as problem:
             out.results.append(problem)
             continue
-        if changed is None:
-            pass  # a note's body: in note_bodies already
-        elif isinstance(changed, Contact):
+        # changed is None for a note's body, which is in note_bodies already
+        if isinstance(changed, Contact):
             state[changed.entity["id"]] = out.contacts[changed.entity["id"]] = changed
-        else:
+        elif changed is not None:
             out.notes.append(changed)
         out.head += 1
         event = Event(workspace_id, out.head, new_id(), event_type,
